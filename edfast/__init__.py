@@ -1,0 +1,1 @@
+"""edfast: fast Energy Discrepancy training for energy-based models."""
