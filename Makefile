@@ -1,0 +1,52 @@
+# edfast's entry points. `make test` works on a fresh machine: it creates .venv, installs
+# everything, builds the extension (CUDA sources too where nvcc is present) and runs pytest
+# and the C++ tests of csrc/core.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NVCC := $(shell command -v nvcc 2>/dev/null)
+CUDA_HOME ?= $(if $(wildcard /usr/local/cuda/bin/nvcc),/usr/local/cuda,$(patsubst %/bin/nvcc,%,$(NVCC)))
+FORCE_CUDA ?= $(if $(NVCC),1,0)
+TORCH_CUDA_ARCH_LIST ?= 9.0
+MAX_JOBS ?= 2
+BUILD_ENV := CUDA_HOME=$(CUDA_HOME) FORCE_CUDA=$(FORCE_CUDA) TORCH_CUDA_ARCH_LIST="$(TORCH_CUDA_ARCH_LIST)" MAX_JOBS=$(MAX_JOBS)
+
+.PHONY: venv build test test-python test-cpp gpu-check clean
+
+$(VENV)/.installed: requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+build: venv
+	$(BUILD_ENV) $(PY) -m pip install -q -e . --no-build-isolation --no-deps
+
+test-python: build
+	$(PY) -m pytest -q
+
+test-cpp:
+	cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=Release > /dev/null
+	cmake --build build/cmake -j $(MAX_JOBS)
+	ctest --test-dir build/cmake --output-on-failure
+
+test: test-python test-cpp
+
+# For a lent GPU machine (torch preinstalled, no network): build in place for the local GPU
+# against the installed torch, run everything on CUDA, benchmark, and run the kernels' CUDA
+# tests under compute-sanitizer. Results land in bench/results/.
+GPU_PY ?= python3
+gpu-check:
+	CUDA_HOME=$(CUDA_HOME) FORCE_CUDA=1 MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="$$($(GPU_PY) -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())')" \
+		$(GPU_PY) setup.py build_ext --inplace
+	mkdir -p bench/results
+	PYTHONPATH=$(CURDIR) $(GPU_PY) -m pytest -q 2>&1 | tee bench/results/gpu-check-tests.txt
+	PYTHONPATH=$(CURDIR) $(GPU_PY) bench/bench_core_ops.py --device cuda
+	PYTHONPATH=$(CURDIR) compute-sanitizer --tool memcheck --error-exitcode 1 \
+		$(GPU_PY) -m pytest -q -x -k cuda tests/test_contrastive.py tests/test_perturb.py \
+		2>&1 | tee bench/results/gpu-check-memcheck.txt
+
+clean:
+	rm -rf build edfast/*.so *.egg-info

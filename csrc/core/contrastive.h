@@ -1,0 +1,65 @@
+// The ED contrast of one data row (DESIGN §1):
+//   L_i = log(w + sum_j exp(a_ij)),  a_ij = e_pos_i - e_neg_ij,   v_i = L_i - log M
+//   dv_i/da_ij = p_ij = exp(a_ij - L_i),  dv_i/de_pos_i = sum_j p_ij,  dv_i/de_neg_ij = -p_ij
+// kept as an online (max-shifted) logsumexp so that one pass over the M negatives suffices
+// and energies of magnitude 1e4 stay finite.
+#pragma once
+
+#include <cmath>
+#include <limits>
+
+#include "macros.h"
+
+namespace edfast {
+namespace core {
+
+EDFAST_INLINE float acc_exp(float x) { return expf(x); }
+EDFAST_INLINE double acc_exp(double x) { return exp(x); }
+EDFAST_INLINE float acc_log(float x) { return logf(x); }
+EDFAST_INLINE double acc_log(double x) { return log(x); }
+
+template <typename acc_t>
+struct OnlineLogSumExp {
+  acc_t max;  // running maximum of the terms pushed (-inf when none)
+  acc_t sum;  // sum of exp(term - max)
+
+  EDFAST_INLINE static OnlineLogSumExp empty() {
+    return OnlineLogSumExp{-std::numeric_limits<acc_t>::infinity(), acc_t(0)};
+  }
+
+  // Adds exp(term). -inf terms contribute nothing; NaN propagates.
+  EDFAST_INLINE void push(acc_t term) {
+    if (term > max) {
+      sum = sum * acc_exp(max - term) + acc_t(1);
+      max = term;
+    } else if (term != -std::numeric_limits<acc_t>::infinity()) {
+      sum += acc_exp(term - max);
+    }
+  }
+
+  // Adds a weight w >= 0 (the stabiliser): the term log w.
+  EDFAST_INLINE void push_weight(acc_t weight) {
+    if (weight > acc_t(0)) push(acc_log(weight));
+  }
+
+  EDFAST_INLINE void merge(const OnlineLogSumExp& other) {
+    if (other.max > max) {
+      sum = sum * acc_exp(max - other.max) + other.sum;
+      max = other.max;
+    } else if (other.max != -std::numeric_limits<acc_t>::infinity()) {
+      sum += other.sum * acc_exp(other.max - max);  // NaN in other propagates here
+    }
+  }
+
+  // log(sum of everything pushed); -inf when empty.
+  EDFAST_INLINE acc_t value() const { return max + acc_log(sum); }
+};
+
+// p_ij for one negative, given the row's L_i.
+template <typename acc_t>
+EDFAST_INLINE acc_t contrast_weight(acc_t e_pos, acc_t e_neg, acc_t log_normaliser) {
+  return acc_exp(e_pos - e_neg - log_normaliser);
+}
+
+}  // namespace core
+}  // namespace edfast

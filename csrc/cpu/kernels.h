@@ -1,0 +1,29 @@
+// CPU launchers: parallel loops over data rows calling csrc/core/.
+#pragma once
+
+#include <cstdint>
+
+#include "../launch_args.h"
+
+namespace edfast {
+namespace cpu {
+
+// y = q(x) and negatives[:, j] = q(y); x, y: [B, D]; negatives: [B, m, D], all contiguous.
+template <typename T>
+void perturb_gaussian(const T* x, T* y, T* negatives, const PerturbShape& shape, double scale);
+void perturb_bernoulli(const uint8_t* x, uint8_t* y, uint8_t* negatives, const PerturbShape& shape,
+                       double epsilon);
+void perturb_bitflip(const uint8_t* x, uint8_t* y, uint8_t* negatives, const PerturbShape& shape);
+void perturb_transition(const int64_t* x, int64_t* y, int64_t* negatives,
+                        const PerturbShape& shape, const double* cdf, int64_t num_classes);
+
+// v [B] (input type) and log_normaliser [B] (float32, float64 for float64 input).
+void contrastive_forward(FloatType type, const void* e_pos, const void* e_neg, void* v,
+                         void* log_normaliser, const ContrastShape& shape);
+// grad_pos [B], grad_neg [B, M] (input type) from grad_v [B] (input type).
+void contrastive_backward(FloatType type, const void* grad_v, const void* e_pos, const void* e_neg,
+                          const void* log_normaliser, void* grad_pos, void* grad_neg,
+                          const ContrastShape& shape);
+
+}  // namespace cpu
+}  // namespace edfast

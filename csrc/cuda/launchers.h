@@ -1,0 +1,34 @@
+// CUDA launchers: raw pointers, sizes and a stream; defined in the .cu files of this folder,
+// which include no torch header. Every launcher enqueues on `stream` and returns the
+// cudaError_t of the launch.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "../launch_args.h"
+
+namespace edfast {
+namespace cuda {
+
+template <typename T>
+cudaError_t perturb_gaussian(const T* x, T* y, T* negatives, const PerturbShape& shape,
+                             double scale, cudaStream_t stream);
+cudaError_t perturb_bernoulli(const uint8_t* x, uint8_t* y, uint8_t* negatives,
+                              const PerturbShape& shape, double epsilon, cudaStream_t stream);
+cudaError_t perturb_bitflip(const uint8_t* x, uint8_t* y, uint8_t* negatives,
+                            const PerturbShape& shape, cudaStream_t stream);
+cudaError_t perturb_transition(const int64_t* x, int64_t* y, int64_t* negatives,
+                               const PerturbShape& shape, const double* cdf, int64_t num_classes,
+                               cudaStream_t stream);
+
+cudaError_t contrastive_forward(FloatType type, const void* e_pos, const void* e_neg, void* v,
+                                void* log_normaliser, const ContrastShape& shape,
+                                cudaStream_t stream);
+cudaError_t contrastive_backward(FloatType type, const void* grad_v, const void* e_pos,
+                                 const void* e_neg, const void* log_normaliser, void* grad_pos,
+                                 void* grad_neg, const ContrastShape& shape, cudaStream_t stream);
+
+}  // namespace cuda
+}  // namespace edfast

@@ -1,0 +1,118 @@
+// CUDA perturbation kernels. One thread owns one 4-coordinate block of one stream of one row
+// and calls the same csrc/core/ function the CPU loop calls, so both draw identical noise.
+// Two launches: y from x, then the negatives from y.
+#include <cstdint>
+
+#include "../core/perturb.h"
+#include "launchers.h"
+
+namespace edfast {
+namespace cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// Work item = (row i, stream s, block k). Stage y: streams = 1, stream id 0, output row i.
+// Stage negatives: streams = m, stream id 1 + neg_offset + s, output row i * m + s, input y.
+template <typename T, typename BlockStep>
+__global__ void perturb_stage(const T* in, T* out, PerturbShape shape, int64_t streams,
+                              int64_t first_stream_id, BlockStep step) {
+  const int64_t blocks = core::blocks_per_row(shape.dim);
+  const int64_t total = shape.batch * streams * blocks;
+  for (int64_t item = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; item < total;
+       item += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t k = item % blocks;
+    const int64_t s = (item / blocks) % streams;
+    const int64_t i = item / (blocks * streams);
+    const core::RowStream stream(shape.seed, static_cast<uint64_t>(shape.row_offset + i),
+                                 static_cast<uint32_t>(first_stream_id + s));
+    step(stream, k, in + i * shape.dim, out + (i * streams + s) * shape.dim, shape.dim);
+  }
+}
+
+template <typename T, typename BlockStep>
+cudaError_t launch_two_stages(const T* x, T* y, T* negatives, const PerturbShape& shape,
+                              BlockStep step, cudaStream_t stream) {
+  const int64_t blocks = core::blocks_per_row(shape.dim);
+  auto grid_for = [&](int64_t items) {
+    const int64_t wanted = (items + kThreads - 1) / kThreads;
+    return static_cast<unsigned>(wanted < 65535 * 64 ? (wanted > 0 ? wanted : 1) : 65535 * 64);
+  };
+  if (shape.batch == 0 || shape.dim == 0) return cudaSuccess;
+  perturb_stage<<<grid_for(shape.batch * blocks), kThreads, 0, stream>>>(
+      x, y, shape, 1, core::kStreamY, step);
+  if (shape.negatives > 0) {
+    perturb_stage<<<grid_for(shape.batch * shape.negatives * blocks), kThreads, 0, stream>>>(
+        static_cast<const T*>(y), negatives, shape, shape.negatives,
+        core::negative_stream(shape.neg_offset), step);
+  }
+  return cudaGetLastError();
+}
+
+template <typename T>
+struct GaussianStep {
+  T scale;
+  __device__ void operator()(const core::RowStream& s, int64_t k, const T* a, T* b, int64_t dim) const {
+    core::gaussian_block(s, k, a, b, dim, scale);
+  }
+};
+
+struct BernoulliStep {
+  uint64_t threshold;
+  __device__ void operator()(const core::RowStream& s, int64_t k, const uint8_t* a, uint8_t* b,
+                             int64_t dim) const {
+    core::bernoulli_block(s, k, a, b, dim, threshold);
+  }
+};
+
+struct BitFlipStep {
+  __device__ void operator()(const core::RowStream& s, int64_t k, const uint8_t* a, uint8_t* b,
+                             int64_t dim) const {
+    const int64_t flipped = core::bitflip_coordinate(s, dim);
+    const int64_t first = k * core::kCoordsPerBlock;
+    for (int c = 0; c < core::kCoordsPerBlock && first + c < dim; ++c) {
+      b[first + c] = a[first + c] ^ static_cast<uint8_t>(first + c == flipped);
+    }
+  }
+};
+
+struct TransitionStep {
+  const double* cdf;
+  int64_t num_classes;
+  __device__ void operator()(const core::RowStream& s, int64_t k, const int64_t* a, int64_t* b,
+                             int64_t dim) const {
+    core::transition_block(s, k, a, b, dim, cdf, num_classes);
+  }
+};
+
+}  // namespace
+
+template <typename T>
+cudaError_t perturb_gaussian(const T* x, T* y, T* negatives, const PerturbShape& shape,
+                             double scale, cudaStream_t stream) {
+  return launch_two_stages(x, y, negatives, shape, GaussianStep<T>{static_cast<T>(scale)}, stream);
+}
+template cudaError_t perturb_gaussian<float>(const float*, float*, float*, const PerturbShape&,
+                                             double, cudaStream_t);
+template cudaError_t perturb_gaussian<double>(const double*, double*, double*,
+                                              const PerturbShape&, double, cudaStream_t);
+
+cudaError_t perturb_bernoulli(const uint8_t* x, uint8_t* y, uint8_t* negatives,
+                              const PerturbShape& shape, double epsilon, cudaStream_t stream) {
+  return launch_two_stages(x, y, negatives, shape, BernoulliStep{core::flip_threshold(epsilon)},
+                           stream);
+}
+
+cudaError_t perturb_bitflip(const uint8_t* x, uint8_t* y, uint8_t* negatives,
+                            const PerturbShape& shape, cudaStream_t stream) {
+  return launch_two_stages(x, y, negatives, shape, BitFlipStep{}, stream);
+}
+
+cudaError_t perturb_transition(const int64_t* x, int64_t* y, int64_t* negatives,
+                               const PerturbShape& shape, const double* cdf, int64_t num_classes,
+                               cudaStream_t stream) {
+  return launch_two_stages(x, y, negatives, shape, TransitionStep{cdf, num_classes}, stream);
+}
+
+}  // namespace cuda
+}  // namespace edfast

@@ -1,0 +1,64 @@
+"""Build of edfast._C: C++ CPU kernels always, CUDA kernels when nvcc and a CUDA build of torch
+are present (or when FORCE_CUDA=1, which fails loudly if they are not)."""
+import glob
+import os
+import sys
+
+from setuptools import find_packages, setup
+from torch.utils import cpp_extension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def want_cuda():
+    forced = os.environ.get("FORCE_CUDA", "0") == "1"
+    import torch
+
+    have_toolkit = cpp_extension.CUDA_HOME is not None and os.path.exists(
+        os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc")
+    )
+    if forced and not have_toolkit:
+        sys.exit("FORCE_CUDA=1 but no CUDA toolkit (nvcc) was found: set CUDA_HOME")
+    if forced and torch.version.cuda is None:
+        sys.exit("FORCE_CUDA=1 but the installed torch is a CPU build")
+    return forced or (have_toolkit and torch.version.cuda is not None)
+
+
+def toolkit_pip_includes():
+    """Headers torch's CUDA headers need (cuSPARSE, cuBLAS) that the pip package of the
+    toolkit carries when the system toolkit lacks them (DESIGN §7)."""
+    try:
+        import nvidia
+    except ImportError:
+        return []
+    found = []
+    for base in nvidia.__path__:
+        found += [d for d in glob.glob(os.path.join(base, "cu*", "include")) if os.path.isdir(d)]
+    return found
+
+
+def extension():
+    rel = lambda pattern: sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+    sources = ["csrc/ops.cpp", "csrc/ops_common.cpp"] + rel("csrc/cpu/*.cpp")
+    cxx = ["-O3", "-ffp-contract=off"]  # the noise maths must round as on the device
+    if want_cuda():
+        sources += ["csrc/ops_cuda.cpp"] + rel("csrc/cuda/*.cu")
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
+        nvcc = ["-O3", "-lineinfo", "-Xcompiler", "-ffp-contract=off"]
+        return cpp_extension.CUDAExtension(
+            "edfast._C",
+            sources,
+            include_dirs=toolkit_pip_includes(),
+            define_macros=[("EDFAST_WITH_CUDA", "1")],
+            extra_compile_args={"cxx": cxx, "nvcc": nvcc},
+        )
+    return cpp_extension.CppExtension("edfast._C", sources, extra_compile_args={"cxx": cxx})
+
+
+setup(
+    name="edfast",
+    version="0.1.0",
+    packages=find_packages(include=["edfast", "edfast.*"]),
+    ext_modules=[extension()],
+    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+)
