@@ -84,8 +84,8 @@ std::tuple<at::Tensor, at::Tensor> contrastive_backward_cpu(const at::Tensor& gr
 TORCH_LIBRARY(edfast, m) {
   // y ~ q(.|x) (stream 0) and negatives[:, j] ~ q(.|y) (stream 1 + neg_offset + j); see
   // edfast/perturbations.py for `kind` and `param`.
-  m.def("perturb(Tensor x, int kind, float param, Tensor? transition_cdf, int m, int seed, "
-        "int row_offset, int neg_offset) -> (Tensor, Tensor)");
+  m.def("perturb(Tensor x, int kind, float param, Tensor? transition_cdf, int m, SymInt seed, "
+        "SymInt row_offset, SymInt neg_offset) -> (Tensor, Tensor)");
   // v_i = log(w/M + mean_j exp(e_pos_i - e_neg_ij)) and L_i = v_i + log M kept for backward.
   m.def("contrastive_logsumexp(Tensor e_pos, Tensor e_neg, float w) -> (Tensor, Tensor)");
   m.def("contrastive_logsumexp_backward(Tensor grad_v, Tensor e_pos, Tensor e_neg, "

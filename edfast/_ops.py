@@ -50,7 +50,8 @@ def draw_seed(generator: Optional[torch.Generator] = None) -> int:
 
 
 def _check_index(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    # SymInt: under torch.compile a changing seed becomes symbolic instead of recompiling.
+    if isinstance(value, bool) or not isinstance(value, (int, torch.SymInt)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
