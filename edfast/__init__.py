@@ -30,3 +30,15 @@ __all__ = [
     "energy_discrepancy",
     "perturb",
 ]
+
+# Applications load on first use (``edfast.energies``, ``edfast.data``, ...), keeping
+# ``import edfast`` as light as the ops.
+_SUBPACKAGES = ("energies", "data", "samplers", "metrics", "reference")
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"edfast.{name}")
+    raise AttributeError(f"module 'edfast' has no attribute {name!r}")
