@@ -25,7 +25,7 @@ build: venv
 	$(BUILD_ENV) $(PY) -m pip install -q -e . --no-build-isolation --no-deps
 
 test-python: build
-	$(PY) -m pytest -q
+	EDFAST_EXPECT_CUDA=$(FORCE_CUDA) $(PY) -m pytest -q
 
 test-cpp:
 	cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=Release > /dev/null
