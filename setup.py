@@ -40,7 +40,10 @@ def toolkit_pip_includes():
 def extension():
     rel = lambda pattern: sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
     sources = ["csrc/ops.cpp", "csrc/ops_common.cpp"] + rel("csrc/cpu/*.cpp")
-    cxx = ["-O3", "-ffp-contract=off"]  # the noise maths must round as on the device
+    # -ffp-contract=off: the noise maths must round as on the device (csrc/core/exact_float.h).
+    # -fopenmp: at::parallel_for runs serially without it.
+    cxx = ["-O3", "-ffp-contract=off", "-fopenmp"]
+    link = ["-fopenmp"]
     if want_cuda():
         sources += ["csrc/ops_cuda.cpp"] + rel("csrc/cuda/*.cu")
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
@@ -51,8 +54,10 @@ def extension():
             include_dirs=toolkit_pip_includes(),
             define_macros=[("EDFAST_WITH_CUDA", "1")],
             extra_compile_args={"cxx": cxx, "nvcc": nvcc},
+            extra_link_args=link,
         )
-    return cpp_extension.CppExtension("edfast._C", sources, extra_compile_args={"cxx": cxx})
+    return cpp_extension.CppExtension("edfast._C", sources, extra_compile_args={"cxx": cxx},
+                                      extra_link_args=link)
 
 
 setup(

@@ -154,3 +154,13 @@ def test_cuda_matches_cpu(dtype):
     e_pos, e_neg = random_energies(300, 70, "cpu", dtype, seed=21)
     torch.testing.assert_close(edfast.contrastive_logsumexp(e_pos.cuda(), e_neg.cuda()).cpu(),
                                edfast.contrastive_logsumexp(e_pos, e_neg))
+
+
+def test_infinite_terms_follow_logsumexp(device):
+    """Two negatives of energy -inf give +inf (as torch.logsumexp), not NaN; +inf negatives
+    contribute nothing."""
+    e_pos = torch.zeros(2, device=device)
+    e_neg = torch.tensor([[float("-inf"), float("-inf"), 1.0], [float("inf"), 0.5, float("inf")]], device=device)
+    v = edfast.contrastive_logsumexp(e_pos, e_neg, 1.0)
+    torch.testing.assert_close(v.cpu(), reference.contrastive_logsumexp(e_pos, e_neg, 1.0).cpu())
+    assert v[0] == float("inf") and torch.isfinite(v[1])

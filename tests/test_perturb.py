@@ -269,3 +269,13 @@ def test_cuda_noise_bit_identical_to_cpu(q):
         cpu = edfast.perturb(x, q, 6, seed=123, row_offset=11)
         gpu = edfast.perturb(x.cuda(), q, 6, seed=123, row_offset=11)
         assert torch.equal(gpu[0].cpu(), cpu[0]) and torch.equal(gpu[1].cpu(), cpu[1])
+
+
+def test_gaussian_bits_pinned(device):
+    """The Gaussian noise of (seed 12345, row 7, y) as pinned by the C++ core tests
+    (tests/cpp/test_core.cpp, normal4_pinned): every device must draw these bits."""
+    expected = [0xbed7c455, 0xbe2bd0c8, 0xbf6a7271, 0x3f7b1461, 0xbed195ff, 0xbf5dd9ba,
+                0x3db5e23d, 0x3eb48723, 0xbf4905f8, 0x40012ae8, 0x3e187880, 0xbed3ad4b]
+    y, _ = edfast.perturb(torch.zeros(1, 12, device=device), edfast.Gaussian(1.0), 1, seed=12345, row_offset=7)
+    got = y.cpu().view(torch.int32).flatten().tolist()
+    assert [b & 0xFFFFFFFF for b in got] == expected

@@ -27,12 +27,17 @@ struct OnlineLogSumExp {
     return OnlineLogSumExp{-std::numeric_limits<acc_t>::infinity(), acc_t(0)};
   }
 
-  // Adds exp(term). -inf terms contribute nothing; NaN propagates.
+  // Adds exp(term). -inf terms contribute nothing; a NaN term becomes the max so that it
+  // survives any later merge; equal infinite terms add 1 each instead of exp(inf - inf).
   EDFAST_INLINE void push(acc_t term) {
-    if (term > max) {
+    if (term > max || term != term) {
       sum = sum * acc_exp(max - term) + acc_t(1);
       max = term;
-    } else if (term != -std::numeric_limits<acc_t>::infinity()) {
+    } else if (term == -std::numeric_limits<acc_t>::infinity()) {
+      return;
+    } else if (term == max) {
+      sum += acc_t(1);
+    } else {
       sum += acc_exp(term - max);
     }
   }
@@ -43,11 +48,15 @@ struct OnlineLogSumExp {
   }
 
   EDFAST_INLINE void merge(const OnlineLogSumExp& other) {
-    if (other.max > max) {
+    if (other.max > max || other.max != other.max) {
       sum = sum * acc_exp(max - other.max) + other.sum;
       max = other.max;
-    } else if (other.max != -std::numeric_limits<acc_t>::infinity()) {
-      sum += other.sum * acc_exp(other.max - max);  // NaN in other propagates here
+    } else if (other.max == -std::numeric_limits<acc_t>::infinity()) {
+      return;
+    } else if (other.max == max) {
+      sum += other.sum;
+    } else {
+      sum += other.sum * acc_exp(other.max - max);
     }
   }
 

@@ -4,7 +4,8 @@
 // differ between glibc and CUDA in the last bit, and nvcc contracts a*b+c into an FMA where
 // the host compiler may not. So the noise maths uses only these correctly rounded primitives:
 // on the device the _rn intrinsics, which the compiler never fuses; on the host plain IEEE
-// operations (the build passes -ffp-contract=off) and std::fma.
+// operations (the build passes -ffp-contract=off). No FMA: without -mfma the host's std::fma
+// is a library call (5x slower normals), and a*b then +c rounds the same everywhere.
 #pragma once
 
 #include <cmath>
@@ -41,21 +42,25 @@ EDFAST_INLINE float div(float a, float b) {
 #endif
 }
 
-EDFAST_INLINE float fma(float a, float b, float c) {
+EDFAST_INLINE double add(double a, double b) {
 #ifdef __CUDA_ARCH__
-  return __fmaf_rn(a, b, c);
+  return __dadd_rn(a, b);
 #else
-  return std::fma(a, b, c);
+  return a + b;
 #endif
 }
 
-EDFAST_INLINE double fma(double a, double b, double c) {
+EDFAST_INLINE double mul(double a, double b) {
 #ifdef __CUDA_ARCH__
-  return __fma_rn(a, b, c);
+  return __dmul_rn(a, b);
 #else
-  return std::fma(a, b, c);
+  return a * b;
 #endif
 }
+
+// a * b + c with two roundings, identical on host and device.
+EDFAST_INLINE float mul_add(float a, float b, float c) { return add(mul(a, b), c); }
+EDFAST_INLINE double mul_add(double a, double b, double c) { return add(mul(a, b), c); }
 
 EDFAST_INLINE float sqrt(float a) {
 #ifdef __CUDA_ARCH__
@@ -90,30 +95,30 @@ EDFAST_INLINE float log_positive(float u) {
   const float s = div(add(mantissa, -1.0f), add(mantissa, 1.0f));
   const float s2 = mul(s, s);
   // 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + s^6/7 + s^8/9); the next term is below 1e-13.
-  float poly = fma(s2, 1.0f / 9.0f, 1.0f / 7.0f);
-  poly = fma(poly, s2, 1.0f / 5.0f);
-  poly = fma(poly, s2, 1.0f / 3.0f);
-  poly = fma(poly, s2, 1.0f);
+  float poly = mul_add(s2, 1.0f / 9.0f, 1.0f / 7.0f);
+  poly = mul_add(poly, s2, 1.0f / 5.0f);
+  poly = mul_add(poly, s2, 1.0f / 3.0f);
+  poly = mul_add(poly, s2, 1.0f);
   const float log_mantissa = mul(mul(2.0f, s), poly);
-  return fma(static_cast<float>(exponent), 0.693147180559945309f, log_mantissa);
+  return mul_add(static_cast<float>(exponent), 0.693147180559945309f, log_mantissa);
 }
 
 // sin and cos of a in [0, pi/2] by Taylor series (truncation below 1e-9).
 EDFAST_INLINE void sincos_quarter(float a, float& sin_a, float& cos_a) {
   const float a2 = mul(a, a);
-  float s = fma(a2, 1.0f / 6227020800.0f, -1.0f / 39916800.0f);
-  s = fma(s, a2, 1.0f / 362880.0f);
-  s = fma(s, a2, -1.0f / 5040.0f);
-  s = fma(s, a2, 1.0f / 120.0f);
-  s = fma(s, a2, -1.0f / 6.0f);
-  sin_a = fma(mul(s, a2), a, a);
-  float c = fma(a2, 1.0f / 87178291200.0f, -1.0f / 479001600.0f);
-  c = fma(c, a2, 1.0f / 3628800.0f);
-  c = fma(c, a2, -1.0f / 40320.0f);
-  c = fma(c, a2, 1.0f / 720.0f);
-  c = fma(c, a2, -1.0f / 24.0f);
-  c = fma(c, a2, 0.5f);
-  cos_a = fma(-c, a2, 1.0f);
+  float s = mul_add(a2, 1.0f / 6227020800.0f, -1.0f / 39916800.0f);
+  s = mul_add(s, a2, 1.0f / 362880.0f);
+  s = mul_add(s, a2, -1.0f / 5040.0f);
+  s = mul_add(s, a2, 1.0f / 120.0f);
+  s = mul_add(s, a2, -1.0f / 6.0f);
+  sin_a = mul_add(mul(s, a2), a, a);
+  float c = mul_add(a2, 1.0f / 87178291200.0f, -1.0f / 479001600.0f);
+  c = mul_add(c, a2, 1.0f / 3628800.0f);
+  c = mul_add(c, a2, -1.0f / 40320.0f);
+  c = mul_add(c, a2, 1.0f / 720.0f);
+  c = mul_add(c, a2, -1.0f / 24.0f);
+  c = mul_add(c, a2, 0.5f);
+  cos_a = mul_add(-c, a2, 1.0f);
 }
 
 // sin and cos of 2 pi v for v in [0, 1): quadrant from v exactly, then the quarter turn.

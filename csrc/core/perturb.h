@@ -36,7 +36,7 @@ EDFAST_INLINE void gaussian_block(const RowStream& stream, int64_t block, const 
   normal4(stream.block(static_cast<uint32_t>(block)), z);
   const int64_t first = block * kCoordsPerBlock;
   for (int k = 0; k < kCoordsPerBlock && first + k < dim; ++k) {
-    b[first + k] = exact::fma(scale, static_cast<T>(z[k]), a[first + k]);
+    b[first + k] = exact::mul_add(scale, static_cast<T>(z[k]), a[first + k]);
   }
 }
 
