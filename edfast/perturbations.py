@@ -143,15 +143,10 @@ class Categorical(_TransitionPerturbation):
         return (1.0 - self.epsilon) * eye + self.epsilon / k
 
 
-def _graph_heat_kernel(adjacency: torch.Tensor, t: float) -> torch.Tensor:
-    laplacian = adjacency - torch.diag(adjacency.sum(dim=1))
-    return torch.linalg.matrix_exp(t * laplacian).clamp_min(0.0)
-
-
 @dataclass(frozen=True)
-class Cyclic(_TransitionPerturbation):
-    """Heat kernel ``Q = exp(t (A - D))`` of the cycle graph on K states. ``t`` is used as
-    given (the authors' code multiplies it by K^2)."""
+class _HeatKernel(_TransitionPerturbation):
+    """Heat kernel ``Q = exp(t (A - D))`` of a graph on the K states (A adjacency, D degrees),
+    computed once in float64. ``t`` is used as given (the authors' code scales it by K^2)."""
 
     num_classes: int
     t: float = 0.1
@@ -160,30 +155,31 @@ class Cyclic(_TransitionPerturbation):
         object.__setattr__(self, "num_classes", _check_classes(self.num_classes))
         object.__setattr__(self, "t", _check_real("t", self.t, low=0.0))
 
+    def _edges(self) -> torch.Tensor:
+        """Indices ``a`` whose states ``a`` and ``a + 1 (mod K)`` are neighbours."""
+        raise NotImplementedError
+
     def transition_matrix(self) -> torch.Tensor:
         k = self.num_classes
+        a = self._edges()
         adjacency = torch.zeros(k, k, dtype=torch.float64)
-        idx = torch.arange(k)
-        adjacency[idx, (idx + 1) % k] = 1.0
-        adjacency[(idx + 1) % k, idx] = 1.0
-        return _graph_heat_kernel(adjacency, self.t)
+        adjacency[a, (a + 1) % k] = 1.0
+        adjacency[(a + 1) % k, a] = 1.0
+        laplacian = adjacency - torch.diag(adjacency.sum(dim=1))
+        return torch.linalg.matrix_exp(self.t * laplacian).clamp_min(0.0)
 
 
 @dataclass(frozen=True)
-class Ordinal(_TransitionPerturbation):
-    """Heat kernel ``Q = exp(t (A - D))`` of the path graph on K states (ordered classes)."""
+class Cyclic(_HeatKernel):
+    """Heat kernel of the cycle graph on K states (classes on a circle, e.g. angles)."""
 
-    num_classes: int
-    t: float = 0.1
+    def _edges(self):
+        return torch.arange(self.num_classes)
 
-    def __post_init__(self):
-        object.__setattr__(self, "num_classes", _check_classes(self.num_classes))
-        object.__setattr__(self, "t", _check_real("t", self.t, low=0.0))
 
-    def transition_matrix(self) -> torch.Tensor:
-        k = self.num_classes
-        adjacency = torch.zeros(k, k, dtype=torch.float64)
-        idx = torch.arange(k - 1)
-        adjacency[idx, idx + 1] = 1.0
-        adjacency[idx + 1, idx] = 1.0
-        return _graph_heat_kernel(adjacency, self.t)
+@dataclass(frozen=True)
+class Ordinal(_HeatKernel):
+    """Heat kernel of the path graph on K states (ordered classes)."""
+
+    def _edges(self):
+        return torch.arange(self.num_classes - 1)
