@@ -4,10 +4,31 @@ import glob
 import os
 import sys
 
+import shutil
+
 from setuptools import find_packages, setup
-from torch.utils import cpp_extension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _locate_cuda_home():
+    """Where torch should look for the CUDA toolkit, set before torch.utils.cpp_extension reads
+    it. torch derives it from `which nvcc`, which is wrong when nvcc is a wrapper script outside
+    the toolkit (e.g. /usr/local/bin/nvcc -> /usr/local/cuda-13.0/bin/nvcc)."""
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return
+    nvcc = shutil.which("nvcc")
+    candidates = ["/usr/local/cuda"] + ([os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))] if nvcc else [])
+    for root in candidates:
+        if os.path.exists(os.path.join(root, "bin", "nvcc")) and os.path.exists(
+            os.path.join(root, "include", "cuda_runtime_api.h")
+        ):
+            os.environ["CUDA_HOME"] = root
+            return
+
+
+_locate_cuda_home()
+from torch.utils import cpp_extension  # noqa: E402  (reads CUDA_HOME on import)
 
 
 def want_cuda():
