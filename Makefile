@@ -11,7 +11,7 @@ TORCH_CUDA_ARCH_LIST ?= 9.0
 MAX_JOBS ?= 2
 BUILD_ENV := CUDA_HOME=$(CUDA_HOME) FORCE_CUDA=$(FORCE_CUDA) TORCH_CUDA_ARCH_LIST="$(TORCH_CUDA_ARCH_LIST)" MAX_JOBS=$(MAX_JOBS)
 
-.PHONY: venv build test test-python test-cpp gpu-check clean
+.PHONY: venv build demo test test-python test-cpp gpu-check clean
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ venv: $(VENV)/.installed
 
 build: venv
 	$(BUILD_ENV) $(PY) -m pip install -q -e . --no-build-isolation --no-deps
+
+# The main job: train the 8gaussians toy on the CPU and draw it (out/demo/density.png).
+demo: build
+	$(VENV)/bin/edfast train toy --dataset 8gaussians --device cpu --out out/demo
 
 test-python: build
 	EDFAST_EXPECT_CUDA=$(FORCE_CUDA) $(PY) -m pytest -q

@@ -6,7 +6,7 @@ with the kernels statistically, and compare everything else exactly on shared in
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 

@@ -1,6 +1,4 @@
 """edfast.energy_discrepancy: the contract of DESIGN §1 on the generic path (DESIGN §4)."""
-import copy
-import os
 
 import pytest
 import torch
