@@ -168,6 +168,7 @@ def _ddp_worker(rank, world, store_path, local_batch, out_path):
     loss.backward()
     if rank == 0:
         torch.save([p.grad for p in model.module.parameters()], out_path)
+    dist.barrier()  # both ranks done with gloo before either tears it down
     dist.destroy_process_group()
 
 
@@ -187,7 +188,10 @@ def test_ddp_two_processes_match_whole_batch(tmp_path):
 @pytest.mark.parametrize(
     "energy,x,kwargs,error,match",
     [
-        (lambda t: t.sum(1, keepdim=True).expand(-1, 2), torch.randn(4, 2), {}, ValueError, r"shape \[4\] or \[4, 1\]"),
+        (lambda t: t.sum(1, keepdim=True).expand(-1, 2), torch.randn(4, 2), {"m": 3}, ValueError,
+         r"energy\(x and negatives\) must return shape \[16\] or \[16, 1\], got \[16, 2\]"),
+        (lambda t: t.sum(1, keepdim=True).expand(-1, 2), torch.randn(4, 2), {"chunk_size": 2}, ValueError,
+         r"energy\(x\) must return shape \[4\] or \[4, 1\], got \[4, 2\]"),
         (lambda t: (t > 0).sum(1), torch.randn(4, 2), {}, TypeError, "floating"),
         (lambda t: t.sum(1), torch.randn(0, 2), {}, ValueError, "B >= 1"),
         (lambda t: t.sum(1), torch.randn(4, 2), {"chunk_size": 0}, ValueError, "chunk_size"),

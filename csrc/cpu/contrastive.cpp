@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "../core/contrastive.h"
+#include "grain.h"
 #include "kernels.h"
 
 namespace edfast {
@@ -16,8 +17,6 @@ namespace {
 template <typename scalar_t> struct Acc { using type = float; };
 template <> struct Acc<double> { using type = double; };
 
-int64_t grain_for(int64_t negatives) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(1, negatives)); }
-
 template <typename scalar_t>
 void forward_typed(const scalar_t* e_pos, const scalar_t* e_neg, scalar_t* v,
                    typename Acc<scalar_t>::type* log_normaliser, const ContrastShape& shape) {
@@ -25,7 +24,7 @@ void forward_typed(const scalar_t* e_pos, const scalar_t* e_neg, scalar_t* v,
   const int64_t m = shape.negatives;
   const acc_t weight = static_cast<acc_t>(shape.weight);
   const acc_t log_m = static_cast<acc_t>(std::log(static_cast<double>(m)));
-  at::parallel_for(0, shape.batch, grain_for(m), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, shape.batch, rows_per_task(m), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const acc_t pos = static_cast<acc_t>(e_pos[i]);
       auto lse = core::OnlineLogSumExp<acc_t>::empty();
@@ -44,7 +43,7 @@ void backward_typed(const scalar_t* grad_v, const scalar_t* e_pos, const scalar_
                     scalar_t* grad_neg, const ContrastShape& shape) {
   using acc_t = typename Acc<scalar_t>::type;
   const int64_t m = shape.negatives;
-  at::parallel_for(0, shape.batch, grain_for(m), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, shape.batch, rows_per_task(m), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const acc_t g = static_cast<acc_t>(grad_v[i]);
       const acc_t pos = static_cast<acc_t>(e_pos[i]);

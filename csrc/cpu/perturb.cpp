@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "../core/perturb.h"
+#include "grain.h"
 #include "kernels.h"
 
 namespace edfast {
@@ -14,8 +15,7 @@ namespace {
 template <typename T, typename Step>
 void for_each_row_step(const T* x, T* y, T* negatives, const PerturbShape& shape, Step step) {
   const int64_t dim = shape.dim;
-  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, dim * (shape.negatives + 1)));
-  at::parallel_for(0, shape.batch, grain, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, shape.batch, rows_per_task(dim * (shape.negatives + 1)), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const uint64_t row = static_cast<uint64_t>(shape.row_offset + i);
       T* y_row = y + i * dim;
