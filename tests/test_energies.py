@@ -167,3 +167,16 @@ def test_bad_inputs():
         BernoulliRBM(-1, 2)
     with pytest.raises(ValueError, match=r"\[B, 2\]"):
         MLPEnergy(2)(torch.zeros(3, 3))
+
+
+def test_potts_compiles_without_graph_breaks_and_still_checks_range():
+    from edfast.energies import Potts
+
+    model = Potts(4, 3)
+    x = torch.randint(0, 3, (5, 4))
+    explanation = torch._dynamo.explain(model)(x)
+    assert explanation.graph_break_count == 0
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), model(x))
+    with pytest.raises(RuntimeError, match=r"values in \[0, 3\)"):
+        compiled(torch.full((2, 4), 3))

@@ -61,9 +61,8 @@ class Potts(nn.Module):
             raise TypeError(f"x must be an int64 tensor of class indices, got dtype {x.dtype}")
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape [B, {self.dim}], got {list(x.shape)}")
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.num_classes):
-            raise ValueError(f"x must take values in [0, {self.num_classes}), "
-                             f"got range [{int(x.min())}, {int(x.max())}]")
+        if x.numel():
+            self._check_range(x)
         # One-hot by comparison (no value check inside, which we already did).
         classes = torch.arange(self.num_classes, device=x.device)
         onehot = (x.unsqueeze(-1) == classes).to(self.weight.dtype)  # [B, D, K]
@@ -73,6 +72,19 @@ class Potts(nn.Module):
         if self.bias is not None:
             u = u - (onehot * self.bias).sum((1, 2))
         return u
+
+    def _check_range(self, x: torch.Tensor) -> None:
+        # Out-of-range classes would one-hot to zeros: a silent wrong energy. Eager CPU raises
+        # a ValueError; on CUDA and under torch.compile the check runs on the device
+        # (_assert_async) so it neither synchronises nor breaks the graph.
+        if x.device.type == "cpu" and not torch.compiler.is_compiling():
+            low, high = torch.aminmax(x)
+            if int(low) < 0 or int(high) >= self.num_classes:
+                raise ValueError(f"x must take values in [0, {self.num_classes}), "
+                                 f"got range [{int(low)}, {int(high)}]")
+        else:
+            in_range = ((x >= 0) & (x < self.num_classes)).all()
+            torch._assert_async(in_range, f"Potts: x must take values in [0, {self.num_classes})")
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, num_classes={self.num_classes}, "
