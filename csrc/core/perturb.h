@@ -32,11 +32,14 @@ EDFAST_INLINE int64_t blocks_per_row(int64_t dim) {
 template <typename T>
 EDFAST_INLINE void gaussian_block(const RowStream& stream, int64_t block, const T* a, T* b,
                                   int64_t dim, T scale) {
-  float z[4];
-  normal4(stream.block(static_cast<uint32_t>(block)), z);
+  const U32x4 words = stream.block(static_cast<uint32_t>(block));
   const int64_t first = block * kCoordsPerBlock;
-  for (int k = 0; k < kCoordsPerBlock && first + k < dim; ++k) {
-    b[first + k] = exact::mul_add(scale, static_cast<T>(z[k]), a[first + k]);
+  // Box-Muller pair by pair: a partial last block (D = 2, odd D) skips the unused pair.
+  for (int k = 0; k < kCoordsPerBlock && first + k < dim; k += 2) {
+    float z[2];
+    normal_pair(words.v[k], words.v[k + 1], z[0], z[1]);
+    b[first + k] = exact::mul_add(scale, static_cast<T>(z[0]), a[first + k]);
+    if (first + k + 1 < dim) b[first + k + 1] = exact::mul_add(scale, static_cast<T>(z[1]), a[first + k + 1]);
   }
 }
 
