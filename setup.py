@@ -54,7 +54,7 @@ def toolkit_pip_includes():
         return []
     found = []
     for base in nvidia.__path__:
-        found += [d for d in glob.glob(os.path.join(base, "cu*", "include")) if os.path.isdir(d)]
+        found += [d for d in glob.glob(os.path.join(base, "cu[0-9]*", "include")) if os.path.isdir(d)]
     return found
 
 
