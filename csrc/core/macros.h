@@ -3,7 +3,6 @@
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define EDFAST_HD __host__ __device__
-#define EDFAST_DEVICE_CODE 1
 #else
 #define EDFAST_HD
 #endif

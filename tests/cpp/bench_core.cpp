@@ -109,7 +109,7 @@ int main() {
   std::printf("single thread, ns per item (best of 5):\n");
   std::printf("  philox4x32_10 call          %6.2f ns  (%.2f ns per 32-bit word)\n", philox_ns, philox_ns / 4);
   std::printf("  normal4 (4 normals)         %6.2f ns  (%.2f ns per normal)\n", normal4_ns, normal4_ns / 4);
-  std::printf("  gaussian_block, per coord   %6.2f ns  (Philox + normal4 + fma)\n", gaussian_ns);
+  std::printf("  gaussian_block, per coord   %6.2f ns  (Philox + Box-Muller pairs + mul_add)\n", gaussian_ns);
   std::printf("  bernoulli_block, per coord  %6.2f ns\n", bernoulli_ns);
   std::printf("  transition_block K=5, coord %6.2f ns  (K x K float64 CDF table)\n", transition_ns);
   std::printf("  OnlineLogSumExp push        %6.2f ns  (forward, per negative)\n", lse_ns);

@@ -49,7 +49,6 @@ inline void check_impl(bool ok, const char* expr, const char* file, int line, co
 
 inline constexpr double kZ = 5.0;  // standard errors allowed in statistical checks
 inline constexpr double kPi = 3.14159265358979323846;
-inline constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // Binomial count against its probability: |hits - n p| <= 5 sd (+1 for the discreteness).
 inline bool binomial_ok(int64_t hits, int64_t trials, double p) {
