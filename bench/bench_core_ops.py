@@ -1,338 +1,215 @@
-"""Times the two core ops, ``edfast.contrastive_logsumexp`` and ``edfast.perturb``, against
-their pure-PyTorch references in ``edfast.reference`` (DESIGN §6).
+"""Times edfast's two core ops against the fastest plain-PyTorch equivalent, in the same run
+(DESIGN §6):
 
-Every case runs the edfast op and its reference in the same process on the same inputs:
-warm-up calls, then alternating rounds of ``torch.utils.benchmark.Timer.blocked_autorange``
-(edfast, reference, edfast, ...; median and IQR over all blocks; on CUDA the timer
-synchronises the device). Alternating spreads load from other processes over both. A large
-``copy_`` measures the memory bandwidth the floors in bench/NOTES.md are compared with.
+- ``edfast.perturb`` (Gaussian forward + backward; Bernoulli, BitFlip, Categorical forward)
+  against ``edfast.benchmarks.competitors.eager_perturb``: y from x, then the M negatives from
+  that one y, each step one torch RNG call and one elementwise op (``torch.where(torch.rand(..)
+  < eps, torch.randint(..), y)`` for Categorical, a masked flip for Bernoulli, a scatter of
+  one flipped index per row for BitFlip), y broadcast rather than repeated;
+- ``edfast.contrastive_logsumexp`` forward + backward against
+  ``competitors.eager_contrastive_logsumexp`` (``logsumexp`` joined to w by ``logaddexp``).
 
-Writes ``bench/results/core-ops-<device>-<YYYY-MM-DD>.csv`` and a Markdown table beside it.
+edfast and torch are timed interleaved, round by round (``edfast.benchmarks.timing``), so load
+from other processes falls on both alike; median and IQR per call. speed-up = torch median /
+edfast median (> 1: edfast faster). Throughput: G coordinates/s for perturb (B*(M+1)*D
+coordinates per call), G pairs/s for contrastive (B*M). A measurement that fails (an op that
+raises, outputs of different shapes or dtypes, a non-positive time) fails the run: the error
+is printed, nothing is written and the exit status is 1.
 
-    .venv/bin/python bench/bench_core_ops.py                 # CPU, and CUDA when present
-    .venv/bin/python bench/bench_core_ops.py --devices cpu --threads 1 --min-run-time 0.5
+Writes ``core-ops-<device>-<N>t-<date>.csv`` and ``.md`` under ``./bench/results`` (or
+``--out DIR``); every CSV row carries the machine (edfast.benchmarks.machine).
 
-CPU cases run at 1 thread and at torch's default thread count (both recorded, column
-``threads``): on a shared machine the 1-thread numbers are the stable ones.
+    .venv/bin/python bench/bench_core_ops.py --threads 2
+    .venv/bin/python bench/bench_core_ops.py --threads 1
+    .venv/bin/python bench/bench_core_ops.py --device cuda
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import datetime
-import os
-import platform
-import time
+import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import torch
-import torch.utils.benchmark as benchmark
 
 import edfast
-import edfast.reference as reference
+from edfast.benchmarks import MeasurementError, machine
+from edfast.benchmarks.competitors import eager_contrastive_logsumexp, eager_perturb
+from edfast.benchmarks.timing import time_interleaved
 
-RESULTS = Path(__file__).resolve().parent / "results"
-ROUNDS = 5  # alternating rounds per case (edfast, reference, edfast, ...); slow cases: >= 2 runs a round
+Step = Callable[[], object]
 
 
 @dataclass
-class Case:
+class OpCase:
     name: str
-    impls: Dict[str, Callable[[], object]]  # "edfast" and "reference"
-    min_bytes: int  # bytes the op must move at least (bench/NOTES.md)
+    edfast: Step
+    torch: Step
+    work: int  # coordinates (perturb) or pairs (contrastive) per call
+    unit: str
 
 
-# ---------------------------------------------------------------- cases
+def contrastive_case(device: str, dtype: torch.dtype, b: int, m: int, w: float = 1.0) -> OpCase:
+    g = torch.Generator().manual_seed(0)
+    e_pos = (torch.randn(b, generator=g) * 3).to(device, dtype).requires_grad_()
+    e_neg = (torch.randn(b, m, generator=g) * 3).to(device, dtype).requires_grad_()
+
+    def step(fn) -> Step:
+        def run():
+            v = fn(e_pos, e_neg, w)
+            return (v, *torch.autograd.grad(v.sum(), (e_pos, e_neg)))
+        return run
+
+    name = f"contrastive_logsumexp fwd+bwd {str(dtype).replace('torch.', '')} B={b} M={m}"
+    return OpCase(name, step(edfast.contrastive_logsumexp), step(eager_contrastive_logsumexp), b * m, "pairs")
 
 
-def _contrastive_case(device: str, dtype: torch.dtype, b: int, m: int) -> Case:
-    g = torch.Generator(device="cpu").manual_seed(0)
-    e_pos = (torch.randn(b, generator=g) * 3).to(device=device, dtype=dtype).requires_grad_()
-    e_neg = (torch.randn(b, m, generator=g) * 3).to(device=device, dtype=dtype).requires_grad_()
+def perturb_case(x: torch.Tensor, q: edfast.Perturbation, m: int) -> OpCase:
+    """Forward + backward (``x.grad`` of y.sum() + negatives.sum()) when x is floating and q is
+    Gaussian, forward only otherwise."""
+    backward = isinstance(q, edfast.Gaussian)
+    x = x.detach().requires_grad_(backward)
 
-    def run(fn):
-        def step():
-            v = fn(e_pos, e_neg, 1.0)
-            return torch.autograd.grad(v.sum(), (e_pos, e_neg))
-
-        return step
-
-    size = torch.finfo(dtype).bits // 8
-    acc = 8 if dtype == torch.float64 else 4
-    # forward: read e_pos, e_neg; write v, L. backward: read grad_v, e_pos, e_neg, L;
-    # write grad_pos, grad_neg.
-    min_bytes = (size * (b + b * m + b) + acc * b) + (size * (b + b + b * m + b + b * m) + acc * b)
-    return Case(
-        f"contrastive_logsumexp fwd+bwd {str(dtype).replace('torch.', '')} B={b} M={m}",
-        {"edfast": run(edfast.contrastive_logsumexp), "reference": run(reference.contrastive_logsumexp)},
-        min_bytes,
-    )
-
-
-def _gaussian_case(device: str, b: int, d: int, m: int) -> Case:
-    x = torch.randn(b, d, device=device).requires_grad_()
-    q = edfast.Gaussian(1.0)
-
-    def run(fn):
-        def step():
-            y, negatives = fn(x, q, m)
-            return torch.autograd.grad(y.sum() + negatives.sum(), x)
-
-        return step
-
-    # forward: read x, write y and negatives; backward: write grad_x (the incoming grads of
-    # y.sum() + negatives.sum() are broadcast scalars and need no memory traffic).
-    min_bytes = 4 * (b * d + b * d + b * m * d + b * d)
-    return Case(
-        f"perturb Gaussian(1.0) fwd+bwd float32 B={b} D={d} M={m}",
-        {"edfast": run(edfast.perturb), "reference": run(reference.perturb)},
-        min_bytes,
-    )
-
-
-def _forward_case(device: str, name: str, x: torch.Tensor, q, m: int) -> Case:
-    def run(fn):
-        def step():
-            with torch.no_grad():
-                return fn(x, q, m)
-
-        return step
+    def step(fn) -> Step:
+        def run():
+            with torch.set_grad_enabled(backward):
+                y, negatives = fn(x, q, m)
+                return (y, negatives, *(torch.autograd.grad(y.sum() + negatives.sum(), x) if backward else ()))
+        return run
 
     b, d = x.shape
-    min_bytes = x.element_size() * (b * d + b * d + b * m * d)  # read x, write y, negatives
-    return Case(name, {"edfast": run(edfast.perturb), "reference": run(reference.perturb)}, min_bytes)
+    name = (f"perturb {q!r} {'fwd+bwd' if backward else 'fwd'} {str(x.dtype).replace('torch.', '')} "
+            f"B={b} D={d} M={m}")
+    return OpCase(name, step(edfast.perturb), step(eager_perturb), b * (m + 1) * d, "coordinates")
 
 
-def build_cases(device: str) -> List[Case]:
-    torch.manual_seed(0)
-    binary = (torch.rand(128, 784, device=device) < 0.3).float()
-    categorical = torch.randint(0, 5, (256, 100), device=device)
+def build_cases(device: str) -> List[OpCase]:
+    g = torch.Generator().manual_seed(0)
+
+    def binary(b, d, dtype):
+        return (torch.rand(b, d, generator=g) < 0.3).to(device, dtype)
+
     return [
-        _contrastive_case(device, torch.float32, 4096, 32),
-        _contrastive_case(device, torch.float32, 1024, 256),
-        _contrastive_case(device, torch.bfloat16, 4096, 32),
-        _gaussian_case(device, 1024, 2, 32),
-        _gaussian_case(device, 128, 784, 32),
-        _forward_case(device, "perturb Bernoulli(0.005) fwd float32 B=128 D=784 M=32", binary,
-                      edfast.Bernoulli(0.005), 32),
-        _forward_case(device, "perturb Categorical(5, 0.1) fwd int64 B=256 D=100 M=32", categorical,
-                      edfast.Categorical(5, 0.1), 32),
+        contrastive_case(device, torch.float32, 4096, 32),
+        contrastive_case(device, torch.float32, 1024, 256),
+        contrastive_case(device, torch.bfloat16, 4096, 32),
+        perturb_case(torch.randn(128, 784, generator=g).to(device), edfast.Gaussian(1.0), 32),
+        perturb_case(torch.randn(1024, 2, generator=g).to(device), edfast.Gaussian(1.0), 32),
+        perturb_case(binary(128, 784, torch.float32), edfast.Bernoulli(0.005), 32),
+        perturb_case(binary(256, 100, torch.uint8), edfast.Bernoulli(0.1), 32),
+        perturb_case(binary(128, 784, torch.float32), edfast.BitFlip(), 32),
+        perturb_case(torch.randint(0, 5, (256, 100), generator=g).to(device), edfast.Categorical(5, 0.1), 32),
     ]
 
 
-# ---------------------------------------------------------------- timing
+def _signature(outputs) -> list:
+    return [(tuple(t.shape), t.dtype) for t in outputs]
 
 
-def _sync(device: str):
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def _warm_up(fn: Callable[[], object], device: str) -> float:
-    """Three untimed calls (allocator, thread pool, lazy init); returns seconds per call."""
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(3):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - start) / 3
-
-
-def _peak_bytes(fn: Callable[[], object], device: str) -> Optional[int]:
-    if device != "cuda":
-        return None
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    fn()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - base
-
-
-def time_interleaved(fns: Dict[str, Callable[[], object]], device: str, min_run_time: float,
-                     label: str, rounds: int = ROUNDS) -> Dict[str, dict]:
-    """Times each callable in `rounds` alternating rounds of Timer.blocked_autorange, so that
-    load from other processes falls on all of them alike; median and IQR over all blocks."""
-    estimates = {name: _warm_up(fn, device) for name, fn in fns.items()}
-    times: Dict[str, List[float]] = {name: [] for name in fns}
-    runs = {name: 0 for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, label=label, sub_label=name,
-                                    num_threads=torch.get_num_threads())
-            m = timer.blocked_autorange(min_run_time=max(min_run_time / rounds, 2 * estimates[name]))
-            times[name].extend(m.times)
-            runs[name] += m.number_per_run * len(m.times)
-    out = {}
-    for name, fn in fns.items():
-        t = torch.tensor(times[name], dtype=torch.float64)
-        q25, q50, q75 = torch.quantile(t, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
-        out[name] = {"median": q50, "iqr": q75 - q25, "runs": runs[name], "peak": _peak_bytes(fn, device)}
-    return out
-
-
-def measure_bandwidth(device: str, min_run_time: float) -> float:
-    """Copy bandwidth in GB/s (read + write) of a 256 MiB float32 copy_."""
-    n = 64 * 2**20
-    src = torch.ones(n, device=device)
-    dst = torch.empty_like(src)
-    median = time_interleaved({"copy": lambda: dst.copy_(src)}, device, min_run_time, "copy")["copy"]["median"]
-    del src, dst
-    return 2 * n * 4 / median / 1e9
-
-
-# ---------------------------------------------------------------- machine
-
-
-def machine_description(device: str) -> str:
-    cpu = platform.processor() or "unknown CPU"
+def measure(case: OpCase, device: str, min_run_time: float, min_runs: int) -> dict:
+    """The case's row: edfast and torch timed interleaved; raises :class:`MeasurementError`."""
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    parts = [cpu, f"{os.cpu_count()} cores", f"torch {torch.__version__}"]
-    if device == "cuda":
-        parts.append(f"GPU {torch.cuda.get_device_name()}")
-    elif torch.cuda.is_available():
-        parts.append(f"GPU {torch.cuda.get_device_name()} (unused)")
-    else:
-        parts.append("no GPU")
-    return "; ".join(parts)
+        mine, theirs = _signature(case.edfast()), _signature(case.torch())
+        if mine != theirs:
+            raise MeasurementError(f"torch's outputs {theirs} differ from edfast's {mine}")
+        timings = time_interleaved({"edfast": case.edfast, "torch": case.torch}, device, min_run_time,
+                                   min_runs, warmup=2)
+    except Exception as err:
+        raise MeasurementError(f"{case.name}: {type(err).__name__}: {err}") from err
+    row = {"case": case.name, "work": case.work, "unit": case.unit}
+    for impl, t in timings.items():
+        if not (math.isfinite(t.median) and t.median > 0):
+            raise MeasurementError(f"{case.name}: {impl} median {t.median} s is not a time")
+        row.update({f"{impl}_median_us": t.median * 1e6, f"{impl}_iqr_us": t.iqr * 1e6, f"{impl}_runs": t.runs,
+                    f"{impl}_g_per_s": case.work / t.median / 1e9})
+    row["speedup"] = timings["torch"].median / timings["edfast"].median
+    return row
 
 
-def _load_average() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        return "n/a"
+FIELDS = ["case", "speedup", "edfast_median_us", "edfast_iqr_us", "edfast_runs", "torch_median_us", "torch_iqr_us",
+          "torch_runs", "work", "unit", "edfast_g_per_s", "torch_g_per_s", "device", "date", "load",
+          "cpu", "cores", "threads", "torch", "gpu"]
 
 
-# ---------------------------------------------------------------- main
+def _csv_value(value) -> str:
+    return format(value, ".4g") if isinstance(value, float) else str(value)
 
 
-def _measure_block(device: str, threads: int, min_run_time: float) -> dict:
-    """Bandwidth and every case at one torch thread count."""
-    torch.set_num_threads(threads)
-    load_before = _load_average()
-    print(f"\n## {device}, {threads} torch thread(s)\n", flush=True)
-    bandwidth = measure_bandwidth(device, min_run_time)
-    print(f"copy bandwidth (256 MiB float32 copy_, read+write): {bandwidth:.1f} GB/s", flush=True)
-    rows = []
-    for case in build_cases(device):
-        result = time_interleaved(case.impls, device, min_run_time, case.name)
-        for impl in ("edfast", "reference"):
-            r = result[impl]
-            rows.append({"case": case.name, "impl": impl, "min_bytes": case.min_bytes,
-                         "ratio": r["median"] / result["reference"]["median"], **r})
-            print(f"  {case.name:<62} {impl:<9} {r['median'] * 1e6:10.1f} us  (IQR {r['iqr'] * 1e6:.1f}, "
-                  f"{r['runs']} runs)", flush=True)
-    return {"threads": threads, "bandwidth": bandwidth, "rows": rows,
-            "load": f"{load_before} / {_load_average()}"}
-
-
-def run_device(device: str, thread_counts: List[int], min_run_time: float, out_dir: Path, date: str) -> Path:
-    if device == "cuda":
-        thread_counts = [torch.get_num_threads()]
-    blocks = [_measure_block(device, n, min_run_time) for n in thread_counts]
-    machine = machine_description(device)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = out_dir / f"core-ops-{device}-{date}.csv"
-    fields = ["case", "impl", "device", "threads", "median_us", "iqr_us", "ratio_vs_reference", "runs",
-              "min_bytes", "effective_gbps", "fraction_of_copy_bw", "peak_mem_mb", "machine"]
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
+def write(rows: List[dict], header: List[str], stem: Path) -> List[Path]:
+    with open(stem.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()
-        for block in blocks:
-            bandwidth = block["bandwidth"]
-            writer.writerow({"case": "copy_ 256 MiB float32 (bandwidth)", "impl": "torch", "device": device,
-                             "threads": block["threads"],
-                             "median_us": f"{2 * 64 * 2**20 * 4 / bandwidth / 1e3:.1f}", "iqr_us": "",
-                             "ratio_vs_reference": "", "runs": "", "min_bytes": 2 * 64 * 2**20 * 4,
-                             "effective_gbps": f"{bandwidth:.2f}", "fraction_of_copy_bw": "1.000",
-                             "peak_mem_mb": "", "machine": machine})
-            for row in block["rows"]:
-                gbps = row["min_bytes"] / row["median"] / 1e9
-                writer.writerow({
-                    "case": row["case"], "impl": row["impl"], "device": device, "threads": block["threads"],
-                    "median_us": f"{row['median'] * 1e6:.1f}", "iqr_us": f"{row['iqr'] * 1e6:.1f}",
-                    "ratio_vs_reference": f"{row['ratio']:.3f}", "runs": row["runs"],
-                    "min_bytes": row["min_bytes"], "effective_gbps": f"{gbps:.2f}",
-                    "fraction_of_copy_bw": f"{gbps / bandwidth:.3f}",
-                    "peak_mem_mb": "" if row["peak"] is None else f"{row['peak'] / 2**20:.1f}",
-                    "machine": machine,
-                })
-
-    lines = [
-        f"# core ops on {device}, {date}",
+        writer.writerows({k: _csv_value(row[k]) for k in FIELDS} for row in rows)
+    lines = header + [
         "",
-        f"Machine: {machine}.  ",
-        "Median and IQR over 5 alternating rounds (edfast, reference, ...) of "
-        "`torch.utils.benchmark.Timer.blocked_autorange` after warm-up; `time ratio` = median / "
-        "reference median (< 1: edfast faster); `eff. GB/s` = the op's minimum bytes "
-        "(bench/NOTES.md) / median; `% of copy bw` = that against the measured `copy_` bandwidth. "
-        "Load from other processes on the machine inflates times and IQRs, most of all for "
-        "multi-threaded torch ops.",
+        "| case | edfast µs (IQR) | torch µs (IQR) | speed-up | edfast G/s | torch G/s | per |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    peak_col = device == "cuda"
-    for block in blocks:
-        bandwidth = block["bandwidth"]
-        lines += [
-            "",
-            f"## {block['threads']} torch thread(s)",
-            "",
-            f"Copy bandwidth (256 MiB float32 `copy_`, read + write): **{bandwidth:.1f} GB/s**; "
-            f"load average (1 min) before / after: {block['load']}.",
-            "",
-            "| case | impl | median (µs) | IQR (µs) | time ratio | speedup | eff. GB/s | % of copy bw |"
-            + (" peak MB |" if peak_col else ""),
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if peak_col else ""),
-        ]
-        for row in block["rows"]:
-            gbps = row["min_bytes"] / row["median"] / 1e9
-            line = (f"| {row['case']} | {row['impl']} | {row['median'] * 1e6:.1f} | {row['iqr'] * 1e6:.1f} | "
-                    f"{row['ratio']:.3f} | {1 / row['ratio']:.2f}x | {gbps:.2f} | {100 * gbps / bandwidth:.1f} |")
-            if peak_col:
-                line += f" {row['peak'] / 2**20:.1f} |"
-            lines.append(line)
-    table = "\n".join(lines) + "\n"
-    md_path = csv_path.with_suffix(".md")
-    md_path.write_text(table)
-    print("\n" + table)
-    print(f"wrote {csv_path} and {md_path}")
-    return csv_path
+    for r in rows:
+        lines.append(f"| {r['case']} | {r['edfast_median_us']:.1f} ({r['edfast_iqr_us']:.1f}) "
+                     f"| {r['torch_median_us']:.1f} ({r['torch_iqr_us']:.1f}) | {r['speedup']:.2f}x "
+                     f"| {r['edfast_g_per_s']:.3f} | {r['torch_g_per_s']:.3f} | {r['unit']} |")
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return [stem.with_suffix(".csv"), stem.with_suffix(".md")]
 
 
-def main(argv: Optional[List[str]] = None):
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    date = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    described = machine.describe(args.device)
+    load_before = machine.load_average()
+    print(f"core ops on {args.device}: {described}", flush=True)
+    rows = []
+    for case in build_cases(args.device):
+        row = measure(case, args.device, args.min_run_time, args.min_runs)
+        rows.append(dict(row, device=args.device, date=date, load=machine.load_average(), **described))
+        print(f"  {case.name:<58} edfast {row['edfast_median_us']:10.1f} us  torch {row['torch_median_us']:10.1f} us"
+              f"  speed-up {row['speedup']:.2f}x", flush=True)
+    header = [
+        f"# core ops on {args.device}, {described['threads']} torch thread(s), {date}",
+        "",
+        f"- machine: {described['cpu']}, {described['cores']} cores, {described['threads']} torch threads, "
+        f"torch {described['torch']}" + (f", {described['gpu']}" if described["gpu"] else ""),
+        f"- load average (1 min) before / after: {load_before:.2f} / {machine.load_average():.2f}",
+        "- timing: edfast and torch interleaved round by round, "
+        + ("CUDA events" if args.device == "cuda" else "perf_counter")
+        + f" per call after 2 warm-up calls, >= {args.min_run_time} s and >= {args.min_runs} calls each; "
+          "median (IQR) per call",
+        "- torch: the fastest plain-PyTorch form (edfast.benchmarks.competitors.eager_perturb, "
+        "eager_contrastive_logsumexp); speed-up = torch median / edfast median (> 1: edfast faster)",
+        "- G/s: G coordinates/s for perturb (B*(M+1)*D per call), G pairs/s for contrastive (B*M)",
+    ]
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    written = write(rows, header, out / f"core-ops-{args.device}-{described['threads']}t-{date}")
+    print("\n" + written[1].read_text())
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--devices", nargs="*", default=None, help="cpu and/or cuda (default: all present)")
-    parser.add_argument("--min-run-time", type=float, default=1.0,
-                        help="seconds per case and implementation (default 1.0)")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS)
-    parser.add_argument("--threads", type=int, nargs="*", default=None,
-                        help="torch CPU thread counts to run (default: 1 and torch's default)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (torch.set_num_threads)")
+    parser.add_argument("--min-run-time", type=float, default=2.0, help="seconds of timing per op (default 2)")
+    parser.add_argument("--min-runs", type=int, default=20, help="fewest timed calls per op (default 20)")
+    parser.add_argument("--out", type=Path, default=Path("bench") / "results",
+                        help="directory for the results (default: ./bench/results under the current directory)")
     args = parser.parse_args(argv)
-
-    default_threads = torch.get_num_threads()
-    thread_counts = args.threads or sorted({1, default_threads})
-    devices = args.devices
-    if devices is None:
-        devices = ["cpu"]
-        if torch.cuda.is_available() and edfast.cuda_kernels_built():
-            devices.append("cuda")
-    date = datetime.date.today().isoformat()
-    start = time.perf_counter()
-    for device in devices:
-        run_device(device, thread_counts, args.min_run_time, args.out_dir, date)
-        torch.set_num_threads(default_threads)
-    print(f"total {time.perf_counter() - start:.1f} s")
+    if args.device == "cuda" and not (torch.cuda.is_available() and edfast.cuda_kernels_built()):
+        print("bench_core_ops: --device cuda: no CUDA device, or edfast built without CUDA", file=sys.stderr)
+        return 2
+    try:
+        return run(args)
+    except MeasurementError as err:
+        print(f"bench_core_ops: error: {err}\nbench_core_ops: nothing written", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

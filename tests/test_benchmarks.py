@@ -2,14 +2,20 @@
 every competitor runs a tiny step; competitors that can share noise give the same loss; the
 CSV, Markdown and floor arithmetic. No test asserts a time (DESIGN §6)."""
 import csv
+import dataclasses
+import importlib.util
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+from stats import assert_frequency, assert_mean, assert_variance
 
 import edfast
 import edfast.reference as reference
-from edfast.benchmarks import competitors, figures, memory, report, run
+from edfast.benchmarks import MeasurementError, competitors, figures, machine, memory, report, run
 from edfast.benchmarks.cases import CASES, Case, Check, Setup
 from edfast.benchmarks.timing import summarise, time_interleaved
 from edfast.benchmarks.floor import Floor, energy_flops, fraction_of_floor, measure_floor
@@ -86,13 +92,51 @@ def test_compiled_reference_matches_eager():
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_authors_perturbation_steps_stay_in_the_domain():
-    binary = (torch.rand(50, 40) < 0.5).float()
-    flipped = competitors.authors_perturb_step(binary, edfast.Bernoulli(0.3))
-    assert set(flipped.unique().tolist()) <= {0.0, 1.0} and (flipped != binary).any()
-    classes = torch.randint(0, 5, (50, 40))
-    moved = competitors.authors_perturb_step(classes, edfast.Categorical(5, 0.5))
-    assert moved.dtype == torch.int64 and moved.min() >= 0 and moved.max() < 5
+PERTURBATIONS = [
+    (edfast.Gaussian(0.7), lambda g: torch.randn(64, 50, generator=g)),
+    (edfast.Bernoulli(0.1), lambda g: (torch.rand(64, 50, generator=g) < 0.3).float()),
+    (edfast.Bernoulli(0.1), lambda g: (torch.rand(64, 50, generator=g) < 0.3).to(torch.uint8)),
+    (edfast.BitFlip(), lambda g: (torch.rand(64, 50, generator=g) < 0.3).float()),
+    (edfast.Categorical(5, 0.3), lambda g: torch.randint(0, 5, (64, 50), generator=g)),
+]
+
+
+@pytest.mark.parametrize("q, data", PERTURBATIONS,
+                         ids=["gaussian", "bernoulli-float32", "bernoulli-uint8", "bitflip", "categorical"])
+def test_eager_perturb_has_edfasts_shapes_and_semantics(q, data):
+    """The plain-PyTorch competitor draws what edfast.perturb draws: y from x, then every
+    negative from that one y (DESIGN §1), with edfast's shapes and dtypes."""
+    x = data(torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    y, negatives = competitors.eager_perturb(x, q, 8)
+    ours_y, ours_negatives = edfast.perturb(x, q, 8, seed=0)
+    assert (y.shape, y.dtype) == (ours_y.shape, ours_y.dtype)
+    assert (negatives.shape, negatives.dtype) == (ours_negatives.shape, ours_negatives.dtype)
+    steps = [(x, y), (y.unsqueeze(1).expand_as(negatives), negatives)]
+    for before, after in steps:
+        if isinstance(q, edfast.Gaussian):
+            assert_mean(after - before, 0.0, q.scale)
+            assert_variance(after - before, q.scale**2)
+        elif isinstance(q, edfast.Bernoulli):
+            assert set(after.unique().tolist()) <= {0, 1}
+            assert_frequency(int((after != before).sum()), after.numel(), q.epsilon)
+        elif isinstance(q, edfast.BitFlip):
+            assert ((after != before).sum(-1) == 1).all() and set(after.unique().tolist()) <= {0, 1}
+        else:
+            assert after.min() >= 0 and after.max() < q.num_classes
+            changed = q.epsilon * (q.num_classes - 1) / q.num_classes  # a redraw may give the same class
+            assert_frequency(int((after != before).sum()), after.numel(), changed)
+
+
+@pytest.mark.parametrize("w", [0.0, 1.0])
+def test_eager_contrastive_logsumexp_matches_edfast(w):
+    e_pos = (torch.randn(7, dtype=torch.float64) * 3).requires_grad_()
+    e_neg = (torch.randn(7, 5, dtype=torch.float64) * 3).requires_grad_()
+    got = competitors.eager_contrastive_logsumexp(e_pos, e_neg, w)
+    expected = edfast.contrastive_logsumexp(e_pos, e_neg, w)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(torch.autograd.grad(got.sum(), (e_pos, e_neg)),
+                               torch.autograd.grad(expected.sum(), (e_pos, e_neg)))
 
 
 def test_unknown_competitor_is_an_error():
@@ -122,9 +166,10 @@ def test_flop_count_of_a_linear_energy():
 
 
 def _rows():
-    base = {"case": "conv-28x28", "m": 32, "status": "ok", "note": "", "flops": 1e9, "floor_s": 0.01}
+    base = {"case": "conv-28x28", "m": 32, "status": "ok", "note": "", "flops": 1e9, "floor_s": 0.01,
+            "floor_fraction": 0.05, "iqr_s": 0.01}
     return [
-        dict(base, competitor="edfast chunk=4", median_s=0.3, iqr_s=0.01, peak_bytes=50 * 2**20),
+        dict(base, competitor="edfast chunk=4", median_s=0.3, peak_bytes=50 * 2**20),
         dict(base, competitor="reference eager", median_s=0.25, iqr_s=0.02, peak_bytes=400 * 2**20),
         dict(base, competitor="ebmkit", status="unavailable", note="not installed"),
         dict(base, competitor="edfast chunk=4", m=8, median_s=0.1, peak_bytes=48 * 2**20),
@@ -144,8 +189,37 @@ def test_ratios_and_checks():
     assert checks["step time chunk=4 / reference"]["ok"]
     flat = checks["peak memory chunk=4 over M=8,32,128: max/min - 1"]
     assert flat["value"] == pytest.approx(52 / 48 - 1) and flat["ok"]
-    missing = figures.evaluate(Check("x", "time_ratio", 1.0, "bare network"), case, rows)
-    assert missing["value"] is None and missing["ok"] is None
+
+
+def test_a_target_without_its_figures_fails_with_its_name():
+    """DESIGN §6: a target whose figures were not measured raises, naming the target and the
+    cause; it never reads "n/a"."""
+    case = CASES["conv-28x28"]
+    rows = _rows()
+    with pytest.raises(MeasurementError, match="'x' of conv-28x28: no row for bare network"):
+        figures.evaluate(Check("x", "time_ratio", 1.0, "bare network"), case, rows)
+    with pytest.raises(MeasurementError, match="ebmkit at M=32 is unavailable: not installed"):
+        figures.evaluate(Check("x", "time_ratio", 1.0, "ebmkit"), case, rows)
+    del rows[1]["peak_bytes"]  # the memory child of "reference eager" failed
+    with pytest.raises(MeasurementError, match="peak memory chunk=4 / reference.*has no peak_bytes"):
+        figures.evaluate_all([case], rows)
+    figures.add_ratios(rows, {case.name: case})
+    with pytest.raises(MeasurementError, match="reference eager at M=32: no peak_bytes"):
+        report.table(rows)
+
+
+def test_memory_skipped_on_purpose_reads_skipped():
+    case = CASES["conv-28x28"]
+    rows = _rows()
+    for row in rows:
+        row.pop("peak_bytes", None)
+        row["memory_skipped"] = "--no-memory"
+    figures.add_ratios(rows, {case.name: case})
+    checks = {c["label"]: c for c in figures.evaluate_all([case], rows)}
+    assert checks["peak memory chunk=4 / reference"]["detail"] == "skipped: peak memory not measured (--no-memory)"
+    assert checks["step time chunk=4 / reference"]["ok"]
+    text = report.markdown(rows, list(checks.values()), {"title": "t"})
+    assert "| 50.0 | 1.0 | 5.0 |" not in text and "| skipped | skipped |" in text and "n/a" not in text
 
 
 def test_csv_and_markdown(tmp_path):
@@ -162,7 +236,7 @@ def test_csv_and_markdown(tmp_path):
     checks = figures.evaluate_all([CASES["conv-28x28"]], rows)
     text = report.markdown(rows, checks, {"title": "t", "machine": "Test CPU"})
     assert "| conv-28x28 | 32 | reference eager | 250.0 |" in text
-    assert "unavailable: not installed" in text and "## Targets" in text
+    assert "unavailable: not installed" in text and "## Targets" in text and "n/a" not in text
     assert report.plot(rows, "median_s", "ms", 1e3, tmp_path / "t.png").exists()
 
 
@@ -170,6 +244,79 @@ def test_memory_in_a_subprocess():
     answer = memory.in_subprocess("mlp-2x128x4", "edfast", 2, "cpu", 4, timeout=120)
     assert answer.get("peak_bytes", -1) >= 0, answer
     assert "VmHWM" in answer["method"]
+
+
+@pytest.fixture
+def decoy_checkout(tmp_path, monkeypatch):
+    """The current directory is a source checkout whose edfast/ is not built (here: a package
+    that fails on import), as when edfast is installed with `pip install .` and the harness
+    is run from the checkout."""
+    (tmp_path / "edfast").mkdir()
+    (tmp_path / "edfast" / "__init__.py").write_text("raise ImportError('the decoy edfast of the current directory')\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_memory_child_imports_the_parents_edfast_not_the_current_directorys(decoy_checkout):
+    request = '{"case": "mlp-2x128x4", "competitor": "edfast", "m": 2, "device": "cpu", "batch": 4}'
+    # The decoy is real: the old command line (`python -m`, current directory first) imports it.
+    old = subprocess.run([sys.executable, "-m", "edfast.benchmarks.memory", request], capture_output=True, text=True)
+    assert old.returncode != 0 and "the decoy edfast" in old.stderr
+    answer = memory.in_subprocess("mlp-2x128x4", "edfast", 2, "cpu", 4, timeout=120)
+    assert Path(answer["edfast"]).resolve() == Path(edfast.__file__).resolve()
+    assert answer["peak_bytes"] >= 0
+
+
+@pytest.fixture
+def tiny_suite(monkeypatch):
+    """The runner on one tiny case (the MLP case at B=4, M=2, three competitors, two timed
+    steps each), so that a whole run takes seconds. The memory children build the registered
+    case at the B and M they are given."""
+    tiny = dataclasses.replace(CASES["mlp-2x128x4"], batch={"cpu": 4, "cuda": 4}, ms={"quick": (2,), "full": (2,)}, m=2)
+    monkeypatch.setitem(CASES, tiny.name, tiny)
+    monkeypatch.setattr(run, "SUITES", {"quick": (0.0, 2), "full": (0.0, 2)})
+    monkeypatch.setattr(run, "_competitors_at", lambda case, m, suite: ["edfast", "reference eager", "bare network"])
+    monkeypatch.setattr(machine, "gemm_rate", lambda device, seconds: 1e10)
+    monkeypatch.setattr(machine, "copy_bandwidth", lambda device, seconds: 1e10)
+    return ["--cases", tiny.name, "--no-plots"]
+
+
+def test_the_runner_writes_under_the_current_directory_and_measures_from_a_checkout(decoy_checkout, tiny_suite, capsys):
+    assert run.parse([]).out.resolve() == decoy_checkout / "bench" / "results"
+    assert run.parse(["--out-dir", "x"]).out == run.parse(["--out", "x"]).out == Path("x")
+    assert run.main(tiny_suite) == 0
+    written = sorted(p.name for p in (decoy_checkout / "bench" / "results").iterdir())
+    assert len(written) == 2 and written[0].endswith(".csv") and written[1].endswith(".md")
+    out = capsys.readouterr().out
+    assert str(decoy_checkout / "bench" / "results") in out  # the paths written are printed
+    text = (decoy_checkout / "bench" / "results" / written[1]).read_text()
+    assert "n/a" not in text and "skipped" not in text and ("| yes |" in text or "| **no** |" in text)
+    with open(decoy_checkout / "bench" / "results" / written[0]) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and all(float(r["peak_mb"]) >= 0 and float(r["median_ms"]) > 0 for r in rows)
+
+
+def test_a_failing_memory_child_fails_the_run(tmp_path, tiny_suite, monkeypatch, capsys):
+    monkeypatch.setattr(memory, "child_command",
+                        lambda request: [sys.executable, "-c", "import sys; sys.exit('simulated crash of the child')"])
+    assert run.main(tiny_suite + ["--out", str(tmp_path / "results")]) == 1
+    err = capsys.readouterr().err
+    assert "peak memory of mlp-2x128x4 / edfast at M=2" in err and "simulated crash of the child" in err
+    assert not (tmp_path / "results").exists()  # no report with holes in it
+
+
+def test_a_crashing_competitor_fails_the_run(tmp_path, tiny_suite, monkeypatch, capsys):
+    def broken(name, setup):
+        if name == "reference eager":
+            raise RuntimeError("simulated crash of a competitor")
+        return make_step(name, setup)
+
+    make_step = competitors.make_step
+    monkeypatch.setattr(competitors, "make_step", broken)
+    assert run.main(tiny_suite + ["--out", str(tmp_path / "results"), "--no-memory"]) == 1
+    err = capsys.readouterr().err
+    assert "mlp-2x128x4 / reference eager at M=2: RuntimeError: simulated crash of a competitor" in err
+    assert not (tmp_path / "results").exists()
 
 
 def test_runner_lists_and_rejects():
@@ -189,3 +336,51 @@ def test_interleaved_timing_gives_every_step_its_runs():
     assert set(timings) == {"a", "b"} and all(t.runs >= 4 and t.median >= 0 for t in timings.values())
     assert calls["a"] == timings["a"].runs + 1  # + the untimed estimate
     assert summarise([3.0, 1.0, 2.0]).median == 2.0 and summarise([5.0]).iqr == 0.0
+
+
+# ---------------------------------------------------------------- bench/bench_core_ops.py
+
+
+@pytest.fixture(scope="module")
+def core_ops():
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_core_ops.py"
+    spec = importlib.util.spec_from_file_location("bench_core_ops", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def test_core_op_competitors_give_edfasts_outputs(core_ops):
+    cases = [core_ops.contrastive_case("cpu", dtype, 8, 4) for dtype in (torch.float32, torch.bfloat16)]
+    cases += [core_ops.perturb_case(data(torch.Generator().manual_seed(0)), q, 3) for q, data in PERTURBATIONS]
+    for case in cases:
+        mine, theirs = case.edfast(), case.torch()
+        assert core_ops._signature(mine) == core_ops._signature(theirs), case.name
+        if case.name.startswith("contrastive"):  # same inputs, same maths: same numbers
+            tolerance = {"rtol": 2e-2, "atol": 2e-2} if mine[0].dtype == torch.bfloat16 else {}
+            torch.testing.assert_close(theirs, mine, **tolerance)
+    assert cases[-1].work == 64 * (3 + 1) * 50
+
+
+def test_core_ops_benchmark_runs_end_to_end(core_ops, tmp_path, capsys):
+    assert core_ops.main(["--threads", "1", "--min-run-time", "0", "--min-runs", "2", "--out", str(tmp_path)]) == 0
+    [csv_path] = tmp_path.glob("core-ops-cpu-1t-*.csv")
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 9 and list(rows[0]) == core_ops.FIELDS
+    assert all(float(r["speedup"]) > 0 and r["cpu"] and r["threads"] == "1" for r in rows)
+    assert "n/a" not in csv_path.with_suffix(".md").read_text()
+    assert str(csv_path) in capsys.readouterr().out
+
+
+def test_a_failed_core_op_measurement_fails_the_run(core_ops, tmp_path, monkeypatch, capsys):
+    def broken():
+        raise RuntimeError("simulated failure")
+
+    case = core_ops.contrastive_case("cpu", torch.float32, 8, 4)
+    monkeypatch.setattr(core_ops, "build_cases", lambda device: [dataclasses.replace(case, torch=broken)])
+    assert core_ops.main(["--min-run-time", "0", "--min-runs", "2", "--out", str(tmp_path / "out")]) == 1
+    assert f"{case.name}: RuntimeError: simulated failure" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

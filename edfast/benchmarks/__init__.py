@@ -7,3 +7,8 @@ against), ``timing``, ``memory`` (subprocess peak memory), ``machine`` (descript
 rate, bandwidth), ``floor``, ``figures`` (ratios and the issues' targets), ``report``,
 ``run`` (``main(argv)``, behind ``bench/run.py`` and ``edfast bench``).
 """
+
+
+class MeasurementError(RuntimeError):
+    """A figure the report needs could not be measured. The run fails with this error (its
+    message names the figure and the cause) rather than print "n/a" (DESIGN §6)."""

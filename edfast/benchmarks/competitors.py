@@ -2,9 +2,10 @@
 
 - ``edfast`` / ``edfast chunk=c``: ``edfast.energy_discrepancy`` (fused when edfast has a
   kernel for the energy, else the generic path), a new seed each step as in training.
-- ``reference eager``: the authors' way: repeat y M times, perturb with torch's RNG, evaluate
-  the energy on all B*M negatives, logsumexp (``edfast.reference``). Its perturbation steps
-  are the cheapest plain-PyTorch ones (a masked ``where``), so it is a strong baseline.
+- ``reference eager``: the authors' way: perturb x, perturb y M times with torch's RNG,
+  evaluate the energy on all B*M negatives, logsumexp (``edfast.reference``). Its perturbation
+  steps (:func:`eager_perturb`) are the cheapest plain-PyTorch ones (one RNG call and a masked
+  ``where`` per step, y broadcast rather than repeated), so it is a strong baseline.
 - ``reference compiled``: the same function under ``torch.compile`` (inductor).
 - ``ebmkit``: the peer library's ``EnergyDiscrepancy`` (Gaussian noise only).
 - ``bare network``: the energy's forward + backward on B*(M+1) pre-drawn rows, no loss at
@@ -16,15 +17,16 @@ records instead of a time.
 from __future__ import annotations
 
 import itertools
+import math
 import re
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
 import edfast
 import edfast.reference as reference
 from edfast.benchmarks.cases import Case, Setup
-from edfast.perturbations import Bernoulli, Categorical, Gaussian, Perturbation
+from edfast.perturbations import Bernoulli, BitFlip, Categorical, Gaussian, Perturbation
 
 Step = Callable[[], None]
 
@@ -43,28 +45,54 @@ def names(case: Case) -> List[str]:
     return edfast_names + others + list(case.extra)
 
 
-# ---------------------------------------------------------------- the authors' reference
+# ---------------------------------------------------------------- plain PyTorch
 
 
-def authors_perturb_step(a: torch.Tensor, q: Perturbation) -> torch.Tensor:
-    """One step of q on every row of ``a``, as the authors' code writes it (torch's RNG)."""
+def eager_perturb_step(a: torch.Tensor, q: Perturbation, shape: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """One step of q from ``a`` to a tensor of ``shape`` (default ``a.shape``; ``a`` broadcasts
+    to it, so y[:, None] gives M independent steps without repeating y), written the fastest
+    plain way we found (torch's RNG; DESIGN §6): one RNG call and one fused elementwise op.
+    The last dimension is the event (BitFlip flips one coordinate along it)."""
+    shape = tuple(a.shape if shape is None else shape)
     if isinstance(q, Gaussian):
-        return a + q.scale * torch.randn_like(a)
+        return torch.add(a, torch.randn(shape, dtype=a.dtype, device=a.device), alpha=q.scale)
     if isinstance(q, Bernoulli):
-        return torch.where(torch.rand_like(a, dtype=torch.float32) < q.epsilon, 1 - a, a)
+        flip = torch.rand(shape, device=a.device) < q.epsilon
+        return torch.where(flip, 1 - a, a) if a.is_floating_point() else a ^ flip
+    if isinstance(q, BitFlip):
+        out = a.expand(shape).clone()
+        index = torch.randint(shape[-1], (*shape[:-1], 1), device=a.device)
+        picked = out.gather(-1, index)
+        return out.scatter_(-1, index, ~picked if picked.dtype == torch.bool else 1 - picked)
     if isinstance(q, Categorical):
-        resample = torch.rand(a.shape, device=a.device) < q.epsilon
-        return torch.where(resample, torch.randint_like(a, q.num_classes), a)
-    return reference.perturb_step(a, q)
+        resample = torch.rand(shape, device=a.device) < q.epsilon
+        return torch.where(resample, torch.randint(q.num_classes, shape, device=a.device), a)
+    return reference.perturb_step(a.expand(shape).contiguous(), q)  # Cyclic, Ordinal: inverse CDF
+
+
+def eager_perturb(x: torch.Tensor, q: Perturbation, m: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``edfast.perturb(x, q, m)`` in plain PyTorch: ``y`` like x and the ``[B, m, *event]``
+    negatives, all drawn from the one y of their row."""
+    b, event = x.shape[0], x.shape[1:]
+    flat = x.reshape(b, -1)  # the event as one dimension (BitFlip draws one of all its coordinates)
+    y = eager_perturb_step(flat, q)
+    negatives = eager_perturb_step(y.unsqueeze(1), q, (b, m, flat.shape[1]))
+    return y.reshape(x.shape), negatives.reshape(b, m, *event)
+
+
+def eager_contrastive_logsumexp(e_pos: torch.Tensor, e_neg: torch.Tensor, w: float) -> torch.Tensor:
+    """``edfast.contrastive_logsumexp`` in plain PyTorch, the fastest form we found: one
+    logsumexp over the M differences, w joined by ``logaddexp`` (no [B, M+1] concatenation)."""
+    v = torch.logsumexp(e_pos.unsqueeze(1) - e_neg, dim=1)
+    if w > 0:
+        v = torch.logaddexp(v, torch.tensor(math.log(w), dtype=v.dtype, device=v.device))
+    return v - math.log(e_neg.shape[1])
 
 
 def reference_loss(energy, x: torch.Tensor, q: Perturbation, m: int, w: float) -> torch.Tensor:
-    """The authors' ED loss (DESIGN §1's normalised value): perturb x once, repeat y M times,
-    perturb again, evaluate U on the B*M negatives and contrast with a logsumexp."""
-    b, event = x.shape[0], x.shape[1:]
-    y = authors_perturb_step(x, q)
-    repeated = y.unsqueeze(1).expand(b, m, *event).reshape(b * m, *event)
-    negatives = authors_perturb_step(repeated, q).view(b, m, *event)
+    """The authors' ED loss (DESIGN §1's normalised value) in plain PyTorch: perturb x once,
+    perturb y M times, evaluate U on the B*M negatives and contrast with a logsumexp."""
+    _, negatives = eager_perturb(x, q, m)
     return reference.energy_discrepancy_from_samples(energy, x, negatives, w)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
+from edfast.benchmarks import MeasurementError
 from edfast.benchmarks.cases import Case, Check
 
 
@@ -24,8 +25,12 @@ def _find(rows: List[dict], case: str, competitor: str, m: int) -> Optional[dict
 
 
 def _ratio(numerator, denominator) -> Optional[float]:
-    if numerator is None or denominator is None or denominator <= 0:
+    """numerator / denominator; None when either is missing (a figure skipped on purpose, or
+    a competitor that is unavailable), inf for x / 0 with x > 0 (a peak too small to see)."""
+    if numerator is None or denominator is None:
         return None
+    if denominator <= 0:
+        return 1.0 if numerator <= 0 else float("inf")
     return numerator / denominator
 
 
@@ -37,29 +42,65 @@ def add_ratios(rows: List[dict], cases: Dict[str, Case]) -> None:
         row["memory_ratio"] = _ratio(base and base.get("peak_bytes"), row.get("peak_bytes"))
 
 
+def _needed(rows: List[dict], case: str, competitor: str, m: int, key: str) -> dict:
+    """The row of ``competitor`` at ``m`` with figure ``key``; raises :class:`MeasurementError`
+    saying why when there is none (a figure skipped on purpose is the caller's business)."""
+    row = _find(rows, case, competitor, m)
+    if row is None:
+        raise MeasurementError(f"no row for {competitor} at M={m} (was it run?)")
+    if row["status"] != "ok":
+        raise MeasurementError(f"{competitor} at M={m} is {row['status']}: {row['note']}")
+    if row.get(key) is None and not (key == "peak_bytes" and row.get("memory_skipped")):
+        raise MeasurementError(f"{competitor} at M={m} has no {key}")
+    if row.get(key) is not None and row[key] <= 0:
+        raise MeasurementError(f"{competitor} at M={m} has {key} = {row[key]}, too small to divide by")
+    return row
+
+
 def evaluate(check: Check, case: Case, rows: List[dict]) -> dict:
-    """``{"case", "label", "value", "target", "ok", "detail"}`` for one check; value None
-    when a figure it needs was not measured (e.g. memory skipped)."""
+    """``{"case", "label", "value", "target", "ok", "detail"}`` for one check. A memory check
+    whose peaks were skipped on purpose (``memory_skipped``: --no-memory) has value and ok None
+    and says so in ``detail``; a figure that is missing otherwise raises
+    :class:`MeasurementError` naming the target."""
     primary = primary_name(case)
-    value, detail = None, ""
+    key = "median_s" if check.kind == "time_ratio" else "peak_bytes"
     if check.kind in ("time_ratio", "memory_ratio"):
-        key = "median_s" if check.kind == "time_ratio" else "peak_bytes"
-        mine, theirs = _find(rows, case.name, primary, case.m), _find(rows, case.name, check.against, case.m)
-        value = _ratio(mine and mine.get(key), theirs and theirs.get(key))
-        if value is not None:
-            scale, unit = (1e3, "ms") if key == "median_s" else (2.0**-20, "MB")
-            detail = (f"{primary} {mine[key] * scale:.1f} {unit} / {check.against} "
-                      f"{theirs[key] * scale:.1f} {unit} at M={case.m}")
+        needed = {case.m: [primary, check.against]}
     elif check.kind == "memory_flatness":
-        peaks = {m: (_find(rows, case.name, primary, m) or {}).get("peak_bytes") for m in check.ms}
-        if all(p is not None and p > 0 for p in peaks.values()):
-            value = max(peaks.values()) / min(peaks.values()) - 1
-            detail = ", ".join(f"M={m}: {p / 2**20:.1f} MB" for m, p in peaks.items())
+        needed = {m: [primary] for m in check.ms}
     else:
         raise ValueError(f"unknown check kind {check.kind!r}")
-    return {"case": case.name, "label": check.label, "value": value, "target": check.target,
-            "ok": None if value is None else value <= check.target, "detail": detail}
+    try:
+        found = {(name, m): _needed(rows, case.name, name, m, key) for m, names in needed.items() for name in names}
+    except MeasurementError as err:
+        raise MeasurementError(f"target {check.label!r} of {case.name}: {err}") from None
+    result = {"case": case.name, "label": check.label, "target": check.target, "value": None, "ok": None}
+    skipped = [r["memory_skipped"] for r in found.values() if r.get(key) is None]
+    if skipped:
+        return dict(result, detail=f"skipped: peak memory not measured ({skipped[0]})")
+    scale, unit = (1e3, "ms") if key == "median_s" else (2.0**-20, "MB")
+    if check.kind == "memory_flatness":
+        peaks = {m: found[primary, m][key] for m in check.ms}
+        value = max(peaks.values()) / min(peaks.values()) - 1
+        detail = ", ".join(f"M={m}: {p * scale:.1f} {unit}" for m, p in peaks.items())
+    else:
+        mine, theirs = found[primary, case.m], found[check.against, case.m]
+        value = mine[key] / theirs[key]
+        detail = (f"{primary} {mine[key] * scale:.1f} {unit} / {check.against} "
+                  f"{theirs[key] * scale:.1f} {unit} at M={case.m}")
+    return dict(result, value=value, ok=value <= check.target, detail=detail)
 
 
 def evaluate_all(cases: List[Case], rows: List[dict]) -> List[dict]:
-    return [evaluate(check, case, rows) for case in cases for check in case.checks]
+    """Every check of ``cases``; raises one :class:`MeasurementError` naming every target
+    whose figures are missing."""
+    checks, missing = [], []
+    for case in cases:
+        for check in case.checks:
+            try:
+                checks.append(evaluate(check, case, rows))
+            except MeasurementError as err:
+                missing.append(str(err))
+    if missing:
+        raise MeasurementError("targets could not be evaluated:\n  " + "\n  ".join(missing))
+    return checks

@@ -16,6 +16,10 @@ graphs, a larger earlier peak) leaks into the figure.
 
     python -m edfast.benchmarks.memory '{"case": "mlp-2x128x4", "competitor": "edfast", "m": 32,
                                          "device": "cpu", "batch": 1024}'
+
+The child imports the same edfast files as the parent (:func:`child_command`), not whatever
+``edfast`` the current directory holds, and says which it imported; a child that fails is a
+:class:`~edfast.benchmarks.MeasurementError`, never a missing figure.
 """
 from __future__ import annotations
 
@@ -24,9 +28,13 @@ import json
 import os
 import subprocess
 import sys
-from typing import Dict
+from pathlib import Path
+from typing import Dict, List
 
 import torch
+
+import edfast
+from edfast.benchmarks import MeasurementError
 
 
 def _status_kib(field: str) -> int:
@@ -81,32 +89,64 @@ def measure_here(case_name: str, competitor: str, m: int, device: str, batch: in
     return {"peak_bytes": max(peak_kib, 0) * 1024, "method": method}
 
 
+# The child's program: import edfast from the directory this process imported it from (first
+# on sys.path just for that import), with the current directory ("" under -c) off sys.path, so
+# a source checkout's unbuilt edfast/ there can never stand in for the edfast being measured.
+_BOOTSTRAP = """\
+import sys
+root = sys.argv.pop(1)
+sys.path[:] = [root] + [p for p in sys.path if p != ""]
+import edfast
+sys.path.remove(root)
+from edfast.benchmarks.memory import main
+sys.exit(main())
+"""
+
+
+def child_command(request: str) -> List[str]:
+    """The command line of a memory child for ``request`` (a JSON string)."""
+    root = Path(edfast.__file__).resolve().parents[1]  # the directory that holds edfast/
+    return [sys.executable, "-c", _BOOTSTRAP, str(root), request]
+
+
 def in_subprocess(case_name: str, competitor: str, m: int, device: str, batch: int,
                   timeout: float = 600.0) -> Dict[str, object]:
-    """Runs :func:`measure_here` in a fresh interpreter and returns its JSON answer (or
-    ``{"error": ...}`` when the child failed)."""
+    """Runs :func:`measure_here` in a fresh interpreter that imports this process's edfast and
+    returns its JSON answer. Raises :class:`MeasurementError`, naming the row and the cause,
+    when the child fails, times out or imported another edfast."""
+    what = f"peak memory of {case_name} / {competitor} at M={m}"
     request = json.dumps({"case": case_name, "competitor": competitor, "m": m, "device": device,
                           "batch": batch})
     # The child uses this process's thread count (scratch buffers can scale with threads).
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", PYTHONWARNINGS="ignore",
                OMP_NUM_THREADS=str(torch.get_num_threads()))
     try:
-        done = subprocess.run([sys.executable, "-m", "edfast.benchmarks.memory", request], env=env,
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
+        done = subprocess.run(child_command(request), env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        raise MeasurementError(f"{what}: the child timed out after {timeout:.0f} s") from err
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"error": f"exit {done.returncode}: {tail[0][:200]}"}
-    return json.loads(lines[-1])
+        raise MeasurementError(f"{what}: the child exited with status {done.returncode}: {tail[0][:300]}")
+    try:
+        answer = json.loads(lines[-1])
+    except json.JSONDecodeError as err:
+        raise MeasurementError(f"{what}: the child's answer is not JSON: {lines[-1][:300]!r}") from err
+    imported = answer.get("edfast")
+    if imported is None or Path(imported).resolve() != Path(edfast.__file__).resolve():
+        raise MeasurementError(f"{what}: the child imported edfast from {imported}, "
+                               f"this process from {edfast.__file__}")
+    if "peak_bytes" not in answer:
+        raise MeasurementError(f"{what}: {answer.get('unavailable', answer)}")
+    return answer
 
 
 def main(argv=None) -> int:
     request = json.loads((argv or sys.argv[1:])[0])
     answer = measure_here(request["case"], request["competitor"], int(request["m"]), request["device"],
                           int(request["batch"]))
-    print(json.dumps(answer))
+    print(json.dumps(dict(answer, edfast=edfast.__file__)))
     return 0
 
 

@@ -7,6 +7,8 @@ import csv
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from edfast.benchmarks import MeasurementError
+
 CSV_FIELDS = [
     "suite", "device", "date", "case", "description", "competitor", "m", "batch", "status", "note",
     "median_ms", "iqr_ms", "runs", "time_ratio", "peak_mb", "memory_ratio", "memory_method",
@@ -44,6 +46,17 @@ def write_csv(rows: List[dict], path: Path) -> None:
             writer.writerow(csv_row(row))
 
 
+def _cell(row: dict, key: str, spec: str, scale: float = 1.0) -> str:
+    """A figure of an ``ok`` row as table text. A peak memory (or a ratio of peaks) skipped on
+    purpose reads "skipped"; any other missing figure raises :class:`MeasurementError`: the
+    table never shows a hole or "n/a" (DESIGN §6)."""
+    if row.get(key) is not None:
+        return format(row[key] * scale, spec)
+    if key in ("peak_bytes", "memory_ratio") and row.get("memory_skipped"):
+        return "skipped"
+    raise MeasurementError(f"{row['case']} / {row['competitor']} at M={row['m']}: no {key} to report")
+
+
 def table(rows: List[dict]) -> str:
     """The Markdown results table (also printed by the runner)."""
     lines = [
@@ -56,21 +69,21 @@ def table(rows: List[dict]) -> str:
             lines.append(f"| {r['case']} | {r['m']} | {r['competitor']} | {r['status']}: {r['note']} "
                          "| | | | | | | |")
             continue
-        lines.append(
-            f"| {r['case']} | {r['m']} | {r['competitor']} | {_fmt(r.get('median_s'), '.1f', 1e3)} "
-            f"| {_fmt(r.get('iqr_s'), '.1f', 1e3)} | {_fmt(r.get('time_ratio'), '.2f')} "
-            f"| {_fmt(r.get('peak_bytes'), '.1f', 2.0**-20)} | {_fmt(r.get('memory_ratio'), '.2f')} "
-            f"| {_fmt(r.get('flops'), '.2f', 1e-9)} | {_fmt(r.get('floor_s'), '.1f', 1e3)} "
-            f"| {_fmt(r.get('floor_fraction'), '.1f', 100)} |")
+        cells = [_cell(r, "median_s", ".1f", 1e3), _cell(r, "iqr_s", ".1f", 1e3), _cell(r, "time_ratio", ".2f"),
+                 _cell(r, "peak_bytes", ".1f", 2.0**-20), _cell(r, "memory_ratio", ".2f"),
+                 _cell(r, "flops", ".2f", 1e-9), _cell(r, "floor_s", ".1f", 1e3),
+                 _cell(r, "floor_fraction", ".1f", 100)]
+        lines.append(f"| {r['case']} | {r['m']} | {r['competitor']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def checks_table(checks: List[dict]) -> str:
+    """The targets; a check skipped on purpose (memory under --no-memory) reads "skipped"."""
     lines = ["| case | target | value | limit | met | measured |", "| --- | --- | ---: | ---: | --- | --- |"]
     for c in checks:
-        met = "n/a" if c["ok"] is None else ("yes" if c["ok"] else "**no**")
-        lines.append(f"| {c['case']} | {c['label']} | {_fmt(c['value'], '.3f')} | {c['target']:g} | {met} "
-                     f"| {c['detail'] or 'not measured'} |")
+        value, met = ("skipped", "skipped") if c["ok"] is None else \
+            (f"{c['value']:.3f}", "yes" if c["ok"] else "**no**")
+        lines.append(f"| {c['case']} | {c['label']} | {value} | {c['target']:g} | {met} | {c['detail']} |")
     return "\n".join(lines)
 
 

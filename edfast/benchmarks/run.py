@@ -3,14 +3,21 @@
 
 For every case of the suite and each of its Ms, the competitors' training steps are timed in
 this process, interleaved round by round (so ratios compare like with like under the same
-load), then each one's peak memory is measured in a fresh subprocess. Writes ``<suite>-<device>-<date>.csv``, ``.md`` and ``-time.png`` /
-``-memory.png`` under ``bench/results/`` and prints the table.
+load), then each one's peak memory is measured in a fresh subprocess. Writes
+``<suite>-<device>-<date>.csv``, ``.md`` and ``-time.png`` / ``-memory.png`` under
+``./bench/results/`` (relative to the current directory) or ``--out DIR``, prints the table
+and the paths written.
+
+A figure the report needs that could not be measured (a competitor that crashed, a memory
+child that failed, a target whose rows are missing) fails the run: nothing is written, the
+errors are printed, and the exit status is 1 (DESIGN §6: never "n/a").
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import gc
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,12 +25,12 @@ from typing import List, Optional
 
 import torch
 
-from edfast.benchmarks import competitors, figures, machine, memory, report
+from edfast.benchmarks import MeasurementError, competitors, figures, machine, memory, report
 from edfast.benchmarks.cases import Case, select
 from edfast.benchmarks.floor import fraction_of_floor, measure_floor
 from edfast.benchmarks.timing import time_interleaved
 
-RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+RESULTS = Path("bench") / "results"  # relative: under the current directory, not the package
 # Seconds of timing per measurement and the fewest timed steps (after warm-up).
 SUITES = {"quick": (1.0, 5), "full": (2.0, 10)}
 
@@ -54,13 +61,16 @@ def _time_case(case: Case, m: int, args, rates, base: dict) -> List[dict]:
             steps[name]()  # the first call: compiles, and shows a crash here rather than mid-timing
         except competitors.Unavailable as err:
             row.update(status="unavailable", note=str(err))
-        except Exception as err:  # a competitor that crashes is a result, not a harness failure
-            row.update(status="error", note=f"{type(err).__name__}: {str(err).splitlines()[0][:160]}")
+        except Exception as err:  # recorded, the other rows measured, then the run fails (main)
+            row.update(status="error", note=f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:160]}")
         if row["status"] != "ok":
             steps.pop(name, None)
         rows.append(row)
     began = time.perf_counter()
-    timings = time_interleaved(steps, args.device, *SUITES[args.suite], warmup=0) if steps else {}
+    try:
+        timings = time_interleaved(steps, args.device, *SUITES[args.suite], warmup=0) if steps else {}
+    except Exception as err:  # a step that ran once and then failed: no figure for anyone
+        raise MeasurementError(f"timing {case.name} at M={m}: {type(err).__name__}: {err}") from err
     for row in rows:
         timing = timings.get(row["competitor"])
         if timing:
@@ -79,26 +89,33 @@ def _time_case(case: Case, m: int, args, rates, base: dict) -> List[dict]:
 def _measure_memory(rows: List[dict], device: str, jobs: int, quick: bool) -> str:
     """Peak memory of every timed row, each in its own subprocess, ``jobs`` at a time (the
     figure does not depend on the timing, so children may share the cores). The quick suite
-    leaves out the compiled reference, whose child would have to compile again."""
+    leaves out the compiled reference, whose child would have to compile again. Raises one
+    :class:`MeasurementError` naming every row whose child failed."""
     todo = [r for r in rows if r["status"] == "ok" and not (quick and r["competitor"] == "reference compiled")]
     measured = {id(r) for r in todo}
     for row in rows:
-        if id(row) not in measured and row["status"] == "ok":  # a child would recompile: 0.5-1 min
-            row["memory_method"] = "not measured in the quick suite (see the full suite)"
+        if row["status"] == "ok" and id(row) not in measured:  # a child would recompile: 0.5-1 min
+            row["memory_skipped"] = row["memory_method"] = "quick suite: the child would recompile; see the full suite"
 
     def one(row):
         return memory.in_subprocess(row["case"], row["competitor"], row["m"], device, row["batch"])
 
-    methods = set()
+    methods, failures = set(), []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for row, answer in zip(todo, pool.map(one, todo)):
-            row["peak_bytes"] = answer.get("peak_bytes")
-            row["memory_method"] = answer.get("method") or answer.get("unavailable") or answer.get("error", "")
-            methods.add(answer.get("method", ""))
-            peak = "" if row["peak_bytes"] is None else f"{row['peak_bytes'] / 2**20:.1f} MB"
+        for row, future in [(row, pool.submit(one, row)) for row in todo]:
+            try:
+                answer = future.result()
+            except MeasurementError as err:
+                failures.append(str(err))
+                print(f"  {row['case']:<14} M={row['m']:<4} {row['competitor']:<20} FAILED: {err}", flush=True)
+                continue
+            row["peak_bytes"], row["memory_method"] = answer["peak_bytes"], answer["method"]
+            methods.add(answer["method"])
             print(f"  {row['case']:<14} M={row['m']:<4} {row['competitor']:<20} peak "
-                  f"{peak or row['memory_method']}", flush=True)
-    return "; ".join(sorted(m for m in methods if m))
+                  f"{row['peak_bytes'] / 2**20:.1f} MB", flush=True)
+    if failures:
+        raise MeasurementError("peak memory could not be measured:\n  " + "\n  ".join(failures))
+    return "; ".join(sorted(methods))
 
 
 def parse(argv: List[str]) -> argparse.Namespace:
@@ -107,7 +124,8 @@ def parse(argv: List[str]) -> argparse.Namespace:
     parser.add_argument("--suite", choices=sorted(SUITES), default="quick")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--cases", default=None, help="run only cases whose name contains PATTERN")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument("--out", "--out-dir", dest="out", type=Path, default=RESULTS,
+                        help="directory for the results (default: ./bench/results under the current directory)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--memory-jobs", type=int, default=None,
                         help="memory subprocesses at a time (default 2 on CPU, 1 on CUDA)")
@@ -131,6 +149,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("--device cuda: no CUDA device here")
         return 2
+    try:
+        return _run(args, cases)
+    except MeasurementError as err:
+        print(f"edfast bench: error: {err}\nedfast bench: nothing written: a figure the report needs "
+              "could not be measured", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, cases: List[Case]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)  # memory children inherit it (memory.in_subprocess)
     started, load_before = time.perf_counter(), machine.load_average()
@@ -145,15 +172,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     for case in cases:
         for m in case.ms[args.suite]:
             rows += _time_case(case, m, args, rates, base)
-    jobs = args.memory_jobs or (1 if args.device == "cuda" else 2)  # one GPU: one child at a time
-    quick = args.suite == "quick"
-    method = "not measured (--no-memory)" if args.no_memory else _measure_memory(rows, args.device, jobs, quick)
+    crashed = [f"{r['case']} / {r['competitor']} at M={r['m']}: {r['note']}" for r in rows if r["status"] == "error"]
+    if crashed:
+        raise MeasurementError("competitors crashed:\n  " + "\n  ".join(crashed))
+    if args.no_memory:
+        method = "skipped (--no-memory)"
+        for row in rows:
+            row["memory_skipped"] = row["memory_method"] = "--no-memory"
+    else:
+        jobs = args.memory_jobs or (1 if args.device == "cuda" else 2)  # one GPU: one child at a time
+        method = _measure_memory(rows, args.device, jobs, args.suite == "quick")
     figures.add_ratios(rows, {c.name: c for c in cases})
     checks = figures.evaluate_all(cases, rows)
 
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = args.out_dir / f"{args.suite}-{args.device}-{date}"
-    report.write_csv(rows, stem.with_suffix(".csv"))
     header = {
         "title": f"{args.suite} suite, {args.device}, {date}",
         "machine": f"{described['cpu']}, {described['cores']} cores, {described['threads']} torch threads, "
@@ -164,12 +195,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                   + ("CUDA events" if args.device == "cuda" else "perf_counter")
                   + f" per step, after 2 warm-up steps; >= {SUITES[args.suite][0]} s per competitor and "
                   f">= {SUITES[args.suite][1]} steps; median and IQR",
-        "peak memory": method or "n/a",
+        "peak memory": method,
         "ratios": "edfast (the case's first configuration) / this competitor, same run: < 1 is edfast faster/smaller",
         "floor": "max(energy fwd+bwd FLOPs on B*(M+1) rows / GEMM rate, bytes of x+params+grads / bandwidth); "
                  "% of floor = floor / median",
     }
-    text = report.markdown(rows, checks, header)
+    text = report.markdown(rows, checks, header)  # raises, before anything is written, on a hole
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{args.suite}-{args.device}-{date}"
+    report.write_csv(rows, stem.with_suffix(".csv"))
     stem.with_suffix(".md").write_text(text)
     written = [stem.with_suffix(".csv"), stem.with_suffix(".md")]
     if not args.no_plots:
