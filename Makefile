@@ -38,7 +38,7 @@ test-python: build
 test-cpp:
 	cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=Release > /dev/null
 	cmake --build build/cmake -j $(MAX_JOBS)
-	ctest --test-dir build/cmake --output-on-failure
+	ctest --test-dir build/cmake --output-on-failure -j $(MAX_JOBS)
 
 test: test-python test-cpp
 

@@ -1,9 +1,10 @@
 // CUDA perturbation kernels. One thread owns one 4-coordinate block of one stream of one row
-// and calls the same csrc/core/ function the CPU loop calls, so both draw identical noise.
-// Two launches: y from x, then the negatives from y.
+// (a grid-stride loop over them) and calls the same csrc/core/ function the CPU loop calls, so
+// both draw identical noise. Two launches: y from x, then the negatives from y.
 #include <cstdint>
 
 #include "../core/perturb.h"
+#include "launch.cuh"
 #include "launchers.h"
 
 namespace edfast {
@@ -34,19 +35,18 @@ template <typename T, typename BlockStep>
 cudaError_t launch_two_stages(const T* x, T* y, T* negatives, const PerturbShape& shape,
                               BlockStep step, cudaStream_t stream) {
   const int64_t blocks = core::blocks_per_row(shape.dim);
-  auto grid_for = [&](int64_t items) {
-    const int64_t wanted = (items + kThreads - 1) / kThreads;
-    return static_cast<unsigned>(wanted < 65535 * 64 ? (wanted > 0 ? wanted : 1) : 65535 * 64);
-  };
+  auto grid_for = [](int64_t items) { return grid_stride_blocks(items, kThreads, kThreads); };
   if (shape.batch == 0 || shape.dim == 0) return cudaSuccess;
-  perturb_stage<<<grid_for(shape.batch * blocks), kThreads, 0, stream>>>(
-      x, y, shape, 1, core::kStreamY, step);
-  if (shape.negatives > 0) {
-    perturb_stage<<<grid_for(shape.batch * shape.negatives * blocks), kThreads, 0, stream>>>(
+  cudaError_t status = launch<perturb_stage<T, BlockStep>>(
+      grid_for(shape.batch * blocks), kThreads, 0, stream, x, y, shape, int64_t{1},
+      int64_t{core::kStreamY}, step);
+  if (status == cudaSuccess && shape.negatives > 0) {
+    status = launch<perturb_stage<T, BlockStep>>(
+        grid_for(shape.batch * shape.negatives * blocks), kThreads, 0, stream,
         static_cast<const T*>(y), negatives, shape, shape.negatives,
-        core::negative_stream(shape.neg_offset), step);
+        static_cast<int64_t>(core::negative_stream(shape.neg_offset)), step);
   }
-  return cudaGetLastError();
+  return status;
 }
 
 template <typename T>

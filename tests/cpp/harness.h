@@ -1,6 +1,5 @@
-// The tiny test harness and shared helpers of the csrc/core C++ tests (no framework):
-// CHECK counts passes and failures and prints each failure. Statistical checks use fixed
-// Philox seeds (deterministic) and bounds of about five standard errors from the sample size.
+// Shared helpers of the csrc/core C++ tests (check.h is the framework). Statistical checks use
+// fixed Philox seeds (deterministic) and bounds of about five standard errors from the sample size.
 #pragma once
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "check.h"
 #include "core/contrastive.h"
 #include "core/exact_float.h"
 #include "core/noise.h"
@@ -21,31 +21,6 @@
 #include "core/philox.h"
 
 using namespace edfast::core;
-
-inline int g_passed = 0;
-inline int g_failed = 0;
-
-inline void check_impl(bool ok, const char* expr, const char* file, int line, const char* fmt, ...) {
-  if (ok) {
-    ++g_passed;
-    return;
-  }
-  ++g_failed;
-  std::printf("  FAIL %s:%d: %s", file, line, expr);
-  if (fmt && fmt[0]) {
-    std::printf("  [");
-    va_list args;
-    va_start(args, fmt);
-    std::vprintf(fmt, args);
-    va_end(args);
-    std::printf("]");
-  }
-  std::printf("\n");
-}
-
-// CHECK(cond) or CHECK(cond, "printf format", args...)
-#define CHECK(cond, ...) check_impl(static_cast<bool>(cond), #cond, __FILE__, __LINE__, "" __VA_ARGS__)
-
 
 inline constexpr double kZ = 5.0;  // standard errors allowed in statistical checks
 inline constexpr double kPi = 3.14159265358979323846;
@@ -78,18 +53,3 @@ inline double chi_square(const std::vector<int64_t>& counts, const std::vector<d
 inline uint32_t word_for(const RowStream& stream, int64_t d) {
   return stream.block(static_cast<uint32_t>(d / kCoordsPerBlock)).v[d % kCoordsPerBlock];
 }
-
-// The test cases, defined in test_rng.cpp, test_perturb_blocks.cpp and test_logsumexp.cpp.
-void test_philox_known_answers();
-void test_row_stream_layout();
-void test_log_positive();
-void test_sincos_turns();
-void test_normal4_moments();
-void test_normal4_pinned();
-void test_uniform_conversions();
-void test_bernoulli_block();
-void test_bitflip_coordinate();
-void test_transition_draw();
-void test_gaussian_block();
-void test_online_logsumexp();
-void test_non_finite_terms();

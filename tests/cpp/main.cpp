@@ -1,45 +1,56 @@
-// Runs the csrc/core C++ tests; exit code nonzero when any check failed.
-#include "harness.h"
+// Runs the registered C++ test cases (check.h):
+//   tests            every case
+//   tests NAME...    the named cases (CTest runs one case per test this way)
+//   tests --list     the names, one a line
+// Cases named sanitizer.* are meant to be stopped by a sanitizer: they run only by name.
+// Exit status nonzero when a check failed or a name is unknown.
+#include <cstring>
+#include <exception>
 
-namespace {
-struct TestCase {
-  const char* name;
-  void (*fn)();
-};
+#include "check.h"
 
-int run(const TestCase* tests, size_t count) {
-  int failed_tests = 0;
-  for (size_t t = 0; t < count; ++t) {
+static bool runs_by_default(const TestCase& c) { return c.name.rfind("sanitizer.", 0) != 0; }
+
+int main(int argc, char** argv) {
+  const std::vector<TestCase>& cases = test_registry();
+  if (argc == 2 && std::strcmp(argv[1], "--list") == 0) {
+    for (const TestCase& c : cases) {
+      if (runs_by_default(c)) std::printf("%s\n", c.name.c_str());
+    }
+    return 0;
+  }
+  std::vector<const TestCase*> selected;
+  for (int a = 1; a < argc; ++a) {
+    const TestCase* found = nullptr;
+    for (const TestCase& c : cases) found = c.name == argv[a] ? &c : found;
+    if (!found) {
+      std::printf("unknown test case %s (--list shows them)\n", argv[a]);
+      return 2;
+    }
+    selected.push_back(found);
+  }
+  if (argc == 1) {
+    for (const TestCase& c : cases) {
+      if (runs_by_default(c)) selected.push_back(&c);
+    }
+  }
+  int failed_cases = 0;
+  for (const TestCase* c : selected) {
     const int before = g_failed;
-    std::printf("[ RUN  ] %s\n", tests[t].name);
-    tests[t].fn();
+    std::printf("[ RUN  ] %s\n", c->name.c_str());
+    std::fflush(stdout);
+    try {
+      c->fn();
+    } catch (const std::exception& e) {
+      ++g_failed;
+      std::printf("  FAIL: uncaught exception: %s\n", e.what());
+    }
     const bool ok = g_failed == before;
-    failed_tests += !ok;
-    std::printf("[ %s ] %s\n", ok ? " OK " : "FAIL", tests[t].name);
+    failed_cases += !ok;
+    std::printf("[ %s ] %s\n", ok ? " OK " : "FAIL", c->name.c_str());
     std::fflush(stdout);
   }
-  std::printf("%d passed, %d failed (checks; %d of %zu test cases failed)\n", g_passed, g_failed,
-              failed_tests, count);
+  std::printf("%d checks passed, %d failed; %d of %zu test cases failed\n", g_passed, g_failed,
+              failed_cases, selected.size());
   return g_failed == 0 ? 0 : 1;
-}
-
-}  // namespace
-
-int main() {
-  const TestCase tests[] = {
-      {"philox_known_answers", test_philox_known_answers},
-      {"row_stream_layout", test_row_stream_layout},
-      {"log_positive", test_log_positive},
-      {"sincos_turns", test_sincos_turns},
-      {"normal4_moments", test_normal4_moments},
-      {"normal4_pinned", test_normal4_pinned},
-      {"uniform_conversions", test_uniform_conversions},
-      {"bernoulli_block", test_bernoulli_block},
-      {"bitflip_coordinate", test_bitflip_coordinate},
-      {"transition_draw", test_transition_draw},
-      {"gaussian_block", test_gaussian_block},
-      {"online_logsumexp", test_online_logsumexp},
-      {"non_finite_terms", test_non_finite_terms},
-  };
-  return run(tests, sizeof(tests) / sizeof(tests[0]));
 }

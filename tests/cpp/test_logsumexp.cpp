@@ -153,7 +153,7 @@ void check_logsumexp(const char* type_name, double rel_tol) {
   CHECK(std::fabs(total - 1.0) <= 8 * rel_tol, "%s: sum p = %.9g", type_name, total);
 }
 
-void test_online_logsumexp() {
+TEST_CASE(core, online_logsumexp) {
   check_logsumexp<float>("float", 2e-6);
   check_logsumexp<double>("double", 1e-14);
 }
@@ -195,7 +195,7 @@ void check_two_infinities(const char* type_name) {
   CHECK(empty.value() == -inf, "%s: a lone -inf term is not -inf", type_name);
 }
 
-void test_non_finite_terms() {
+TEST_CASE(core, non_finite_terms) {
   check_nan_only_merge<float>("float");
   check_nan_only_merge<double>("double");
   check_two_infinities<float>("float");

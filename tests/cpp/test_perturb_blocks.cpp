@@ -4,7 +4,7 @@
 
 // ------------------------------------------------------------------------ 5. perturb blocks
 
-void test_bernoulli_block() {
+TEST_CASE(core, bernoulli_block) {
   const int64_t dim = 783;  // partial last block
   const int64_t blocks = blocks_per_row(dim);
   CHECK(blocks == 196);
@@ -36,7 +36,7 @@ void test_bernoulli_block() {
   }
 }
 
-void test_bitflip_coordinate() {
+TEST_CASE(core, bitflip_coordinate) {
   const int64_t dims[] = {1, 7, 784};
   for (int64_t dim : dims) {
     const int64_t rows = std::max<int64_t>(20000, dim * 200);
@@ -65,7 +65,7 @@ void test_bitflip_coordinate() {
   }
 }
 
-void test_transition_draw() {
+TEST_CASE(core, transition_draw) {
   // Categorical(5, 0.1): Q = 0.9 I + 0.02, and a table with zero-probability classes.
   const int64_t k = 5;
   std::vector<double> q(k * k);
@@ -176,7 +176,7 @@ void check_gaussian_block(const char* type_name) {
   CHECK(std::fabs(s2 / n - 1.0) <= kZ * std::sqrt(2.0 / n), "%s: var %.5f", type_name, s2 / n);
 }
 
-void test_gaussian_block() {
+TEST_CASE(core, gaussian_block) {
   check_gaussian_block<float>("float");
   check_gaussian_block<double>("double");
 }

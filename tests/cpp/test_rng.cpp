@@ -12,7 +12,7 @@ void check_kat(uint32_t k0, uint32_t k1, U32x4 counter, U32x4 expected) {
   }
 }
 
-void test_philox_known_answers() {
+TEST_CASE(core, philox_known_answers) {
   // Random123 kat_vectors, philox4x32 R=10.
   check_kat(0u, 0u, U32x4{{0u, 0u, 0u, 0u}},
             U32x4{{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}});
@@ -25,7 +25,7 @@ void test_philox_known_answers() {
 
 // ------------------------------------------------------------------------ 2. RowStream
 
-void test_row_stream_layout() {
+TEST_CASE(core, row_stream_layout) {
   const uint64_t seed = 0x0123456789abcdefull;
   const uint64_t row = 0xfedcba9876543210ull;
   const uint32_t stream_id = 7u, block = 5u;
@@ -62,7 +62,7 @@ void test_row_stream_layout() {
 
 // ------------------------------------------------------------------------ 3. exact maths
 
-void test_log_positive() {
+TEST_CASE(core, log_positive) {
   // Every 13th float in [2^-24, 1] (the range uniform_open produces), plus every float in the
   // last 2^16 below 1 and around the mantissa split at sqrt(1/2).
   const uint32_t low = 0x33800000u;  // 2^-24
@@ -96,7 +96,7 @@ void test_log_positive() {
   CHECK(worst < 4e-7, "worst relative error %.3g at u=%.9g", worst, static_cast<double>(worst_u));
 }
 
-void test_sincos_turns() {
+TEST_CASE(core, sincos_turns) {
   // Every v = k 2^-24 in [0, 1): the grid uniform_half_open produces.
   double worst_sin = 0.0, worst_cos = 0.0;
   float worst_v = 0.0f;
@@ -125,7 +125,7 @@ void test_sincos_turns() {
   CHECK(s == -1.0f && c == 0.0f);
 }
 
-void test_normal4_moments() {
+TEST_CASE(core, normal4_moments) {
   // n = 1e6 normals from 250k Philox blocks spread over rows, streams and blocks.
   const int64_t blocks = 250000;
   const int64_t n = 4 * blocks;
@@ -167,7 +167,7 @@ void test_normal4_moments() {
 // The same bits are what `edfast.perturb(torch.zeros(1, 12), edfast.Gaussian(1.0), m,
 // seed=12345, row_offset=7)[0]` returns (checked on CPU when this test was written), and CUDA
 // must return them too (DESIGN §3). A change here changes every Gaussian draw edfast makes.
-void test_normal4_pinned() {
+TEST_CASE(core, normal4_pinned) {
   const uint32_t expected[12] = {0xbed7c455u, 0xbe2bd0c8u, 0xbf6a7271u, 0x3f7b1461u,
                                  0xbed195ffu, 0xbf5dd9bau, 0x3db5e23du, 0x3eb48723u,
                                  0xbf4905f8u, 0x40012ae8u, 0x3e187880u, 0xbed3ad4bu};
@@ -185,7 +185,7 @@ void test_normal4_pinned() {
 
 // ------------------------------------------------------------------------ 4. word -> draw
 
-void test_uniform_conversions() {
+TEST_CASE(core, uniform_conversions) {
   const float u0 = uniform_open(0u), u1 = uniform_open(0xffffffffu);
   CHECK(u0 > 0.0f && u0 < 1.0f && u0 == std::ldexp(1.0f, -24), "uniform_open(0) = %.9g", static_cast<double>(u0));
   CHECK(u1 > 0.0f && u1 < 1.0f && u1 == 1.0f - std::ldexp(1.0f, -24), "uniform_open(~0) = %.9g", static_cast<double>(u1));

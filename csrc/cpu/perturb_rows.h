@@ -1,0 +1,74 @@
+// The per-row work of the CPU perturbation kernels: y from x, then the M negatives from y, for
+// data rows [begin, end). Torch-free, so that the C++ tests run exactly this code next to the
+// CUDA kernels under the execution model (tests/cpp/test_cuda_perturb.cpp); perturb.cpp runs
+// it in parallel over rows.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "../core/perturb.h"
+#include "../launch_args.h"
+
+namespace edfast {
+namespace cpu {
+
+// Runs `step(stream, in_row, out_row)` for y and each negative of rows [begin, end).
+template <typename T, typename Step>
+void perturb_rows(const T* x, T* y, T* negatives, const PerturbShape& shape, int64_t begin,
+                  int64_t end, Step step) {
+  const int64_t dim = shape.dim;
+  for (int64_t i = begin; i < end; ++i) {
+    const uint64_t row = static_cast<uint64_t>(shape.row_offset + i);
+    T* y_row = y + i * dim;
+    step(core::RowStream(shape.seed, row, core::kStreamY), x + i * dim, y_row);
+    for (int64_t j = 0; j < shape.negatives; ++j) {
+      const core::RowStream stream(shape.seed, row, core::negative_stream(shape.neg_offset + j));
+      step(stream, y_row, negatives + (i * shape.negatives + j) * dim);
+    }
+  }
+}
+
+template <typename T>
+void gaussian_rows(const T* x, T* y, T* negatives, const PerturbShape& shape, double scale,
+                   int64_t begin, int64_t end) {
+  const int64_t dim = shape.dim, blocks = core::blocks_per_row(dim);
+  const T s = static_cast<T>(scale);
+  perturb_rows(x, y, negatives, shape, begin, end, [&](const core::RowStream& stream, const T* a, T* b) {
+    for (int64_t k = 0; k < blocks; ++k) core::gaussian_block(stream, k, a, b, dim, s);
+  });
+}
+
+inline void bernoulli_rows(const uint8_t* x, uint8_t* y, uint8_t* negatives,
+                           const PerturbShape& shape, double epsilon, int64_t begin, int64_t end) {
+  const int64_t dim = shape.dim, blocks = core::blocks_per_row(dim);
+  const uint64_t threshold = core::flip_threshold(epsilon);
+  perturb_rows(x, y, negatives, shape, begin, end,
+               [&](const core::RowStream& stream, const uint8_t* a, uint8_t* b) {
+                 for (int64_t k = 0; k < blocks; ++k) core::bernoulli_block(stream, k, a, b, dim, threshold);
+               });
+}
+
+inline void bitflip_rows(const uint8_t* x, uint8_t* y, uint8_t* negatives, const PerturbShape& shape,
+                         int64_t begin, int64_t end) {
+  const int64_t dim = shape.dim;
+  perturb_rows(x, y, negatives, shape, begin, end,
+               [&](const core::RowStream& stream, const uint8_t* a, uint8_t* b) {
+                 std::memcpy(b, a, static_cast<size_t>(dim));
+                 b[core::bitflip_coordinate(stream, dim)] ^= 1u;
+               });
+}
+
+inline void transition_rows(const int64_t* x, int64_t* y, int64_t* negatives,
+                            const PerturbShape& shape, const double* cdf, int64_t num_classes,
+                            int64_t begin, int64_t end) {
+  const int64_t dim = shape.dim, blocks = core::blocks_per_row(dim);
+  perturb_rows(x, y, negatives, shape, begin, end,
+               [&](const core::RowStream& stream, const int64_t* a, int64_t* b) {
+                 for (int64_t k = 0; k < blocks; ++k)
+                   core::transition_block(stream, k, a, b, dim, cdf, num_classes);
+               });
+}
+
+}  // namespace cpu
+}  // namespace edfast
