@@ -4,6 +4,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <source_location>
@@ -45,10 +46,12 @@ void run_grid(const std::string& kernel, const void* function, dim3 grid, dim3 b
 // "edfast::cuda::{anonymous}::forward_kernel<float, float>" from a kernel's function pointer.
 template <auto Kernel>
 std::string kernel_name() {
-  const std::string pretty = __PRETTY_FUNCTION__;  // "... [with auto Kernel = NAME]"
+  // "... [with auto Kernel = NAME; std::string = ...]"
+  const std::string pretty = __PRETTY_FUNCTION__;
   const size_t begin = pretty.find("Kernel = ");
   if (begin == std::string::npos) return pretty;
-  return pretty.substr(begin + 9, pretty.rfind(']') - begin - 9);
+  const size_t end = std::min(pretty.find(';', begin), pretty.rfind(']'));
+  return pretty.substr(begin + 9, end - begin - 9);
 }
 
 // The model's `kernel<<<grid, block, shared, stream>>>(args...)`: synchronous; the stream is
