@@ -23,6 +23,17 @@ inline cudaError_t launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream
 #endif
 }
 
+// The block's dynamic shared memory (the launch's `shared_bytes`), as T*; 16-byte aligned.
+template <typename T>
+__device__ inline T* dynamic_shared_memory() {
+#ifdef EDFAST_CUDA_MODEL
+  return reinterpret_cast<T*>(cuda_model::dynamic_shared());
+#else
+  extern __shared__ __align__(16) unsigned char edfast_dynamic_shared[];
+  return reinterpret_cast<T*>(edfast_dynamic_shared);
+#endif
+}
+
 // Blocks of `threads_per_block` threads that the current device holds at once (2048 threads
 // per SM on sm_90). Grid-stride kernels launch no more: more blocks would only queue.
 inline int64_t resident_blocks(int threads_per_block) {

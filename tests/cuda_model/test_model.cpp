@@ -6,6 +6,7 @@
 
 #include "../cpp/check.h"
 #include "../cpp/device_buffer.h"
+#include "cuda/launch.cuh"
 
 using cuda_model::launch;
 
@@ -44,8 +45,9 @@ __global__ void reverse_static(const int* in, int* out) {
   out[i] = tile[blockDim.x - 1 - threadIdx.x];
 }
 
+// The same through csrc/cuda's helpers: dynamic shared memory, launched by edfast::cuda::launch.
 __global__ void reverse_dynamic(const int* in, int* out) {
-  int* tile = reinterpret_cast<int*>(cuda_model::dynamic_shared());
+  int* tile = edfast::cuda::dynamic_shared_memory<int>();
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   tile[threadIdx.x] = in[i];
   __syncthreads();
@@ -186,8 +188,8 @@ TEST_CASE(model, barrier_orders_shared_memory) {
   for (int i = 0; i < blocks * threads; ++i) input[i] = i * 3 + 1;
   DeviceBuffer<int> in(input), out_static(blocks * threads), out_dynamic(blocks * threads);
   launch<reverse_static>(dim3(blocks), dim3(threads), 0, nullptr, in.data(), out_static.data());
-  launch<reverse_dynamic>(dim3(blocks), dim3(threads), threads * sizeof(int), nullptr, in.data(),
-                          out_dynamic.data());
+  edfast::cuda::launch<reverse_dynamic>(dim3(blocks), dim3(threads), threads * sizeof(int), nullptr, in.data(),
+                                        out_dynamic.data());
   for (int b = 0; b < blocks; ++b) {
     for (int t = 0; t < threads; ++t) {
       const int want = input[b * threads + threads - 1 - t];
