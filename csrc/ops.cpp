@@ -37,12 +37,12 @@ std::tuple<at::Tensor, at::Tensor> perturb_cpu(const at::Tensor& x, int64_t kind
       }
       break;
     case core::kBernoulli:
-      cpu::perturb_bernoulli(input.data_ptr<uint8_t>(), y.data_ptr<uint8_t>(),
-                             negatives.data_ptr<uint8_t>(), shape, param);
+      cpu::perturb_bernoulli(input.data_ptr(), y.data_ptr(), negatives.data_ptr(), shape, param,
+                                       binary_bits(input.scalar_type()));
       break;
     case core::kBitFlip:
-      cpu::perturb_bitflip(input.data_ptr<uint8_t>(), y.data_ptr<uint8_t>(),
-                           negatives.data_ptr<uint8_t>(), shape);
+      cpu::perturb_bitflip(input.data_ptr(), y.data_ptr(), negatives.data_ptr(), shape,
+                                     binary_bits(input.scalar_type()));
       break;
     default: {
       const at::Tensor cdf = transition_cdf->contiguous();

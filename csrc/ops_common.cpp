@@ -99,10 +99,20 @@ at::Tensor kernel_input(const at::Tensor& x, int64_t kind) {
   switch (kind) {
     case core::kGaussian:
       return (x.scalar_type() == at::kDouble ? x : x.to(at::kFloat)).contiguous();
-    case core::kTransition:
-      return x.contiguous();
     default:
-      return x.to(at::kByte).contiguous();
+      return x.contiguous();
+  }
+}
+
+BinaryBits binary_bits(at::ScalarType type) {
+  const int64_t size = static_cast<int64_t>(c10::elementSize(type));
+  const uint64_t all = size == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * size)) - 1;
+  switch (type) {  // floating: 0 and 1 as IEEE bits; the sign bit is ignored (-0.0 is 0)
+    case at::kHalf: return {2, 0x7fff, 0x3c00};
+    case at::kBFloat16: return {2, 0x7fff, 0x3f80};
+    case at::kFloat: return {4, 0x7fffffff, 0x3f800000};
+    case at::kDouble: return {8, 0x7fffffffffffffffull, 0x3ff0000000000000ull};
+    default: return {size, all, 1};  // bool and integers
   }
 }
 

@@ -18,8 +18,10 @@ PerturbShape check_perturb(const at::Tensor& x, int64_t kind, double param,
                            const c10::optional<at::Tensor>& transition_cdf, int64_t m,
                            int64_t seed, int64_t row_offset, int64_t neg_offset);
 
-// Storage the kernels work on: float32/float64 (Gaussian), uint8 0/1 (binary), int64 (table).
+// Storage the kernels work on: float32/float64 (Gaussian), x's own dtype (binary), int64 (table).
 at::Tensor kernel_input(const at::Tensor& x, int64_t kind);
+// How a binary tensor's dtype holds 0 and 1 (csrc/core/perturb.h, BinaryFlip).
+BinaryBits binary_bits(at::ScalarType type);
 // The kernels' outputs turned back into x's dtype.
 std::tuple<at::Tensor, at::Tensor> user_outputs(const at::Tensor& x, at::Tensor y,
                                                 at::Tensor negatives, int64_t m);

@@ -36,12 +36,12 @@ std::tuple<at::Tensor, at::Tensor> perturb_cuda(const at::Tensor& x, int64_t kin
                                             negatives.data_ptr<float>(), shape, param, stream);
       break;
     case core::kBernoulli:
-      status = cuda::perturb_bernoulli(input.data_ptr<uint8_t>(), y.data_ptr<uint8_t>(),
-                                       negatives.data_ptr<uint8_t>(), shape, param, stream);
+      status = cuda::perturb_bernoulli(input.data_ptr(), y.data_ptr(), negatives.data_ptr(), shape, param,
+                                       binary_bits(input.scalar_type()), stream);
       break;
     case core::kBitFlip:
-      status = cuda::perturb_bitflip(input.data_ptr<uint8_t>(), y.data_ptr<uint8_t>(),
-                                     negatives.data_ptr<uint8_t>(), shape, stream);
+      status = cuda::perturb_bitflip(input.data_ptr(), y.data_ptr(), negatives.data_ptr(), shape,
+                                     binary_bits(input.scalar_type()), stream);
       break;
     default: {
       const at::Tensor cdf = transition_cdf->contiguous();

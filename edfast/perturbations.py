@@ -81,7 +81,12 @@ class Gaussian(Perturbation):
 
 @dataclass(frozen=True)
 class Bernoulli(Perturbation):
-    """Flip each binary coordinate independently with probability ``epsilon`` in (0, 1)."""
+    """Flip each binary coordinate independently with probability ``epsilon`` in (0, 1).
+
+    The kernels read and write x's own dtype (floating, integer or bool holding 0/1). For
+    ``epsilon <= 1/32`` a step draws the gaps between flipped coordinates (one Philox word and
+    one exact log per flip, so it costs O(epsilon * D), not D); above it, one word per
+    coordinate (csrc/core/perturb.h)."""
 
     epsilon: float = 0.1
     data: ClassVar[str] = "binary"

@@ -158,13 +158,19 @@ def test_gaussian_statistics(device, impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_bernoulli_flip_rates(device, impl):
-    eps = 0.15
-    x = example_input(edfast.Bernoulli(eps), (1000, 40), device)
+@pytest.mark.parametrize("eps,shape", [(0.15, (1000, 40)), (0.005, (2000, 300))], ids=["dense", "sparse"])
+def test_bernoulli_flip_rates(device, impl, eps, shape):
+    # 0.005 draws the flips by geometric gaps, 0.15 one word per coordinate (csrc/core/perturb.h).
+    x = example_input(edfast.Bernoulli(eps), shape, device)
     y, negatives = IMPLS[impl](x, edfast.Bernoulli(eps), 4, seed=1)
     assert_frequency(int((y != x).sum()), x.numel(), eps)
     assert_frequency(int((negatives != y[:, None]).sum()), negatives.numel(), eps)
     assert_frequency(int((negatives[:, 0] != x).sum()), x.numel(), 2 * eps * (1 - eps))
+    # Every coordinate flips at the same rate, and the negatives' flips are independent.
+    flips = (negatives != y[:, None]).double().cpu()
+    assert_frequencies(flips.sum((0, 1)), torch.full((shape[1],), 1.0 / shape[1]))
+    both = int((flips[:, 0] * flips[:, 1]).sum())
+    assert_frequency(both, x.numel(), eps * eps)
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -11,9 +11,11 @@ namespace cpu {
 // y = q(x) and negatives[:, j] = q(y); x, y: [B, D]; negatives: [B, m, D], all contiguous.
 template <typename T>
 void perturb_gaussian(const T* x, T* y, T* negatives, const PerturbShape& shape, double scale);
-void perturb_bernoulli(const uint8_t* x, uint8_t* y, uint8_t* negatives, const PerturbShape& shape,
-                       double epsilon);
-void perturb_bitflip(const uint8_t* x, uint8_t* y, uint8_t* negatives, const PerturbShape& shape);
+// Binary: x, y, negatives in x's own dtype, described by `bits` (no conversion pass).
+void perturb_bernoulli(const void* x, void* y, void* negatives, const PerturbShape& shape,
+                       double epsilon, const BinaryBits& bits);
+void perturb_bitflip(const void* x, void* y, void* negatives, const PerturbShape& shape,
+                     const BinaryBits& bits);
 void perturb_transition(const int64_t* x, int64_t* y, int64_t* negatives,
                         const PerturbShape& shape, const double* cdf, int64_t num_classes);
 

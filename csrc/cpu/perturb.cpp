@@ -26,16 +26,26 @@ void perturb_gaussian(const T* x, T* y, T* negatives, const PerturbShape& shape,
 template void perturb_gaussian<float>(const float*, float*, float*, const PerturbShape&, double);
 template void perturb_gaussian<double>(const double*, double*, double*, const PerturbShape&, double);
 
-void perturb_bernoulli(const uint8_t* x, uint8_t* y, uint8_t* negatives, const PerturbShape& shape,
-                       double epsilon) {
-  parallel_rows(shape, [&](int64_t begin, int64_t end) {
-    bernoulli_rows(x, y, negatives, shape, epsilon, begin, end);
+void perturb_bernoulli(const void* x, void* y, void* negatives, const PerturbShape& shape,
+                       double epsilon, const BinaryBits& bits) {
+  const core::BernoulliNoise noise = core::bernoulli_noise(epsilon);
+  dispatch_binary(bits, [&](auto tag) {
+    using U = decltype(tag);
+    parallel_rows(shape, [&](int64_t begin, int64_t end) {
+      bernoulli_rows(static_cast<const U*>(x), static_cast<U*>(y), static_cast<U*>(negatives), shape,
+                     noise, bits.flip<U>(), begin, end);
+    });
   });
 }
 
-void perturb_bitflip(const uint8_t* x, uint8_t* y, uint8_t* negatives, const PerturbShape& shape) {
-  parallel_rows(shape, [&](int64_t begin, int64_t end) {
-    bitflip_rows(x, y, negatives, shape, begin, end);
+void perturb_bitflip(const void* x, void* y, void* negatives, const PerturbShape& shape,
+                     const BinaryBits& bits) {
+  dispatch_binary(bits, [&](auto tag) {
+    using U = decltype(tag);
+    parallel_rows(shape, [&](int64_t begin, int64_t end) {
+      bitflip_rows(static_cast<const U*>(x), static_cast<U*>(y), static_cast<U*>(negatives), shape,
+                   bits.flip<U>(), begin, end);
+    });
   });
 }
 

@@ -39,24 +39,30 @@ void gaussian_rows(const T* x, T* y, T* negatives, const PerturbShape& shape, do
   });
 }
 
-inline void bernoulli_rows(const uint8_t* x, uint8_t* y, uint8_t* negatives,
-                           const PerturbShape& shape, double epsilon, int64_t begin, int64_t end) {
+template <typename U>
+void bernoulli_rows(const U* x, U* y, U* negatives, const PerturbShape& shape,
+                    const core::BernoulliNoise& noise, core::BinaryFlip<U> flip, int64_t begin,
+                    int64_t end) {
   const int64_t dim = shape.dim, blocks = core::blocks_per_row(dim);
-  const uint64_t threshold = core::flip_threshold(epsilon);
-  perturb_rows(x, y, negatives, shape, begin, end,
-               [&](const core::RowStream& stream, const uint8_t* a, uint8_t* b) {
-                 for (int64_t k = 0; k < blocks; ++k) core::bernoulli_block(stream, k, a, b, dim, threshold);
-               });
+  perturb_rows(x, y, negatives, shape, begin, end, [&](const core::RowStream& stream, const U* a, U* b) {
+    if (noise.sparse) {
+      std::memcpy(b, a, static_cast<size_t>(dim) * sizeof(U));
+      core::for_each_gap_flip(stream, dim, noise.gap_scale, [&](int64_t d) { b[d] = flip(b[d]); });
+    } else {
+      for (int64_t k = 0; k < blocks; ++k) core::bernoulli_block(stream, k, a, b, dim, noise.threshold, flip);
+    }
+  });
 }
 
-inline void bitflip_rows(const uint8_t* x, uint8_t* y, uint8_t* negatives, const PerturbShape& shape,
-                         int64_t begin, int64_t end) {
+template <typename U>
+void bitflip_rows(const U* x, U* y, U* negatives, const PerturbShape& shape, core::BinaryFlip<U> flip,
+                  int64_t begin, int64_t end) {
   const int64_t dim = shape.dim;
-  perturb_rows(x, y, negatives, shape, begin, end,
-               [&](const core::RowStream& stream, const uint8_t* a, uint8_t* b) {
-                 std::memcpy(b, a, static_cast<size_t>(dim));
-                 b[core::bitflip_coordinate(stream, dim)] ^= 1u;
-               });
+  perturb_rows(x, y, negatives, shape, begin, end, [&](const core::RowStream& stream, const U* a, U* b) {
+    std::memcpy(b, a, static_cast<size_t>(dim) * sizeof(U));
+    const int64_t d = core::bitflip_coordinate(stream, dim);
+    b[d] = flip(b[d]);
+  });
 }
 
 inline void transition_rows(const int64_t* x, int64_t* y, int64_t* negatives,

@@ -15,10 +15,11 @@ namespace cuda {
 template <typename T>
 cudaError_t perturb_gaussian(const T* x, T* y, T* negatives, const PerturbShape& shape,
                              double scale, cudaStream_t stream);
-cudaError_t perturb_bernoulli(const uint8_t* x, uint8_t* y, uint8_t* negatives,
-                              const PerturbShape& shape, double epsilon, cudaStream_t stream);
-cudaError_t perturb_bitflip(const uint8_t* x, uint8_t* y, uint8_t* negatives,
-                            const PerturbShape& shape, cudaStream_t stream);
+// Binary: x, y, negatives in x's own dtype, described by `bits`.
+cudaError_t perturb_bernoulli(const void* x, void* y, void* negatives, const PerturbShape& shape,
+                              double epsilon, const BinaryBits& bits, cudaStream_t stream);
+cudaError_t perturb_bitflip(const void* x, void* y, void* negatives, const PerturbShape& shape,
+                            const BinaryBits& bits, cudaStream_t stream);
 cudaError_t perturb_transition(const int64_t* x, int64_t* y, int64_t* negatives,
                                const PerturbShape& shape, const double* cdf, int64_t num_classes,
                                cudaStream_t stream);

@@ -69,7 +69,8 @@ int main() {
   const double bernoulli_ns = best_ns_per_item(rows * dim, [&] {
     for (int64_t r = 0; r < rows; ++r) {
       const RowStream stream(7u, static_cast<uint64_t>(r), 1);
-      for (int64_t k = 0; k < blocks_per_row(dim); ++k) bernoulli_block(stream, k, ab.data(), bb.data(), dim, threshold);
+      for (int64_t k = 0; k < blocks_per_row(dim); ++k)
+        bernoulli_block(stream, k, ab.data(), bb.data(), dim, threshold, BinaryFlip<uint8_t>{0xff, 1});
     }
     g_sink_u32 = bb[5];
   });

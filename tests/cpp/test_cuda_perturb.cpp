@@ -96,9 +96,40 @@ void check_gaussian(const char* name) {
   }
 }
 
-bool some_coordinate_changed(const std::vector<uint8_t>& x, const std::vector<uint8_t>& y,
-                             const std::vector<uint8_t>&) {
-  return x != y;
+// The binary dtypes by their bits: bool/uint8, float16, float32, int64 (one element size each).
+const edfast::BinaryBits kBinaryDtypes[] = {
+    {1, 0xff, 1}, {4, 0x7fffffff, 0x3f800000}, {2, 0x7fff, 0x3c00}, {8, ~0ull, 1}};
+constexpr size_t kAllBinaryDtypes = 4;
+
+// Runs the binary perturbation `cuda_call` / `cpu_rows` over the first `dtypes` binary dtypes
+// and every shape.
+template <typename CudaCall, typename CpuRows, typename Changed>
+void check_binary(const char* name, size_t dtypes, CudaCall cuda_call, CpuRows cpu_rows, Changed changed) {
+  ModelDevice device;
+  std::mt19937_64 rng(2);
+  for (size_t t = 0; t < dtypes; ++t) {
+    const edfast::BinaryBits& bits = kBinaryDtypes[t];
+    edfast::dispatch_binary(bits, [&](auto tag) {
+      using U = decltype(tag);
+      for (const PerturbShape& shape : kShapes) {
+        std::vector<U> x(shape.batch * shape.dim);
+        for (U& v : x) v = rng() % 2 ? static_cast<U>(bits.one) : U(0);
+        const std::string what = std::string(name) + " " + std::to_string(sizeof(U)) + "-byte";
+        compare<U>(what.c_str(), shape, x,
+                   [&](const U* xd, U* y, U* n) { return cuda_call(xd, y, n, shape, bits); },
+                   [&](const U* xh, U* y, U* n) { cpu_rows(xh, y, n, shape, bits.flip<U>()); },
+                   [&](const auto& xs, const auto& ys, const auto& ns) { return changed(shape, bits, xs, ys, ns); });
+      }
+    });
+  }
+}
+
+// Every value is 0 or the dtype's 1.
+template <typename U>
+bool all_binary(const std::vector<U>& values, const edfast::BinaryBits& bits) {
+  for (U v : values)
+    if (v != 0 && v != static_cast<U>(bits.one)) return false;
+  return true;
 }
 
 }  // namespace
@@ -106,47 +137,47 @@ bool some_coordinate_changed(const std::vector<uint8_t>& x, const std::vector<ui
 TEST_CASE(cuda, perturb_gaussian_float32_matches_cpu) { check_gaussian<float>("gaussian f32"); }
 TEST_CASE(cuda, perturb_gaussian_float64_matches_cpu) { check_gaussian<double>("gaussian f64"); }
 
+// Dense (0.3) and sparse (0.005 and the crossover itself) Bernoulli layouts. Where the noise
+// goes does not depend on the dtype: every dtype with the dense layout, two with the sparse.
 TEST_CASE(cuda, perturb_bernoulli_matches_cpu) {
-  ModelDevice device;
-  std::mt19937_64 rng(2);
-  for (double epsilon : {0.3, 0.005}) {
-    for (const PerturbShape& shape : kShapes) {
-      const auto x = random_input<uint8_t>(shape.batch * shape.dim, rng, 1);
-      compare<uint8_t>(
-          "bernoulli", shape, x,
-          [&](const uint8_t* xd, uint8_t* y, uint8_t* n) { return cuda::perturb_bernoulli(xd, y, n, shape, epsilon, nullptr); },
-          [&](const uint8_t* xh, uint8_t* y, uint8_t* n) { cpu::bernoulli_rows(xh, y, n, shape, epsilon, 0, shape.batch); },
-          [&](const auto& xs, const auto& ys, const auto& ns) {
-            // With eps = 0.005 a small case may draw no flip at all: then only check {0,1}.
-            bool binary = true;
-            for (uint8_t v : ys) binary = binary && v <= 1;
-            for (uint8_t v : ns) binary = binary && v <= 1;
-            return binary && (epsilon < 0.1 || xs.size() < 8 || some_coordinate_changed(xs, ys, ns));
-          });
-    }
-  }
-}
-
-TEST_CASE(cuda, perturb_bitflip_matches_cpu) {
-  ModelDevice device;
-  std::mt19937_64 rng(3);
-  for (const PerturbShape& shape : kShapes) {
-    const auto x = random_input<uint8_t>(shape.batch * shape.dim, rng, 1);
-    compare<uint8_t>(
-        "bitflip", shape, x,
-        [&](const uint8_t* xd, uint8_t* y, uint8_t* n) { return cuda::perturb_bitflip(xd, y, n, shape, nullptr); },
-        [&](const uint8_t* xh, uint8_t* y, uint8_t* n) { cpu::bitflip_rows(xh, y, n, shape, 0, shape.batch); },
-        [&](const auto& xs, const auto& ys, const auto&) {
-          for (int64_t i = 0; i < shape.batch; ++i) {  // exactly one flip from x to y
-            int flips = 0;
-            for (int64_t d = 0; d < shape.dim; ++d) flips += xs[i * shape.dim + d] != ys[i * shape.dim + d];
-            if (flips != 1) return false;
-          }
-          return true;
+  for (double epsilon : {0.3, edfast::core::kSparseFlipMax, 0.005}) {
+    const edfast::core::BernoulliNoise noise = edfast::core::bernoulli_noise(epsilon);
+    check_binary(
+        noise.sparse ? "bernoulli (sparse)" : "bernoulli (dense)", noise.sparse ? 2 : kAllBinaryDtypes,
+        [&](const auto* x, auto* y, auto* n, const PerturbShape& shape, const edfast::BinaryBits& bits) {
+          return cuda::perturb_bernoulli(x, y, n, shape, epsilon, bits, nullptr);
+        },
+        [&](const auto* x, auto* y, auto* n, const PerturbShape& shape, auto flip) {
+          cpu::bernoulli_rows(x, y, n, shape, noise, flip, 0, shape.batch);
+        },
+        [&](const PerturbShape& shape, const edfast::BinaryBits& bits, const auto& xs, const auto& ys, const auto& ns) {
+          // Small cases at small epsilon may draw no flip at all: then only check the values.
+          const bool expect_flips = epsilon * static_cast<double>(xs.size() + ns.size()) > 20;
+          bool flipped = xs != ys;
+          for (size_t k = 0; k < ns.size() && !flipped; ++k) flipped = ns[k] != ys[k / (shape.negatives * shape.dim) * shape.dim + k % shape.dim];
+          return all_binary(ys, bits) && all_binary(ns, bits) && (!expect_flips || flipped);
         });
   }
 }
 
+TEST_CASE(cuda, perturb_bitflip_matches_cpu) {
+  check_binary(
+      "bitflip", kAllBinaryDtypes,
+      [](const auto* x, auto* y, auto* n, const PerturbShape& shape, const edfast::BinaryBits& bits) {
+        return cuda::perturb_bitflip(x, y, n, shape, bits, nullptr);
+      },
+      [](const auto* x, auto* y, auto* n, const PerturbShape& shape, auto flip) {
+        cpu::bitflip_rows(x, y, n, shape, flip, 0, shape.batch);
+      },
+      [](const PerturbShape& shape, const edfast::BinaryBits& bits, const auto& xs, const auto& ys, const auto&) {
+        for (int64_t i = 0; i < shape.batch; ++i) {  // exactly one flip from x to y
+          int flips = 0;
+          for (int64_t d = 0; d < shape.dim; ++d) flips += xs[i * shape.dim + d] != ys[i * shape.dim + d];
+          if (flips != 1) return false;
+        }
+        return all_binary(ys, bits);
+      });
+}
 TEST_CASE(cuda, perturb_transition_matches_cpu) {
   ModelDevice device;
   std::mt19937_64 rng(4);

@@ -19,7 +19,8 @@ TEST_CASE(core, bernoulli_block) {
     for (int64_t row = 0; row < 2000; ++row) {
       const RowStream stream(0xb17ull, static_cast<uint64_t>(row), static_cast<uint32_t>(row % 3));
       b[dim] = 0xAB;
-      for (int64_t k = 0; k < blocks; ++k) bernoulli_block(stream, k, a.data(), b.data(), dim, threshold);
+      for (int64_t k = 0; k < blocks; ++k)
+        bernoulli_block(stream, k, a.data(), b.data(), dim, threshold, BinaryFlip<uint8_t>{0xff, 1});
       tail_untouched = tail_untouched && b[dim] == 0xAB;
       for (int64_t d = 0; d < dim; ++d) {
         binary = binary && b[d] <= 1;
@@ -33,6 +34,81 @@ TEST_CASE(core, bernoulli_block) {
     CHECK(layout, "eps=%g: coordinate d must use word d%%4 of block d/4", eps);
     CHECK(tail_untouched, "eps=%g: wrote past dim", eps);
     CHECK(binomial_ok(flips, trials, p), "eps=%g: %" PRId64 " flips in %" PRId64, eps, flips, trials);
+  }
+}
+
+TEST_CASE(core, binary_flip_in_every_dtype) {
+  // 0 <-> 1 in the bits of bool/integers and of float16, bfloat16, float32, float64; -0.0 is 0.
+  const BinaryFlip<uint8_t> byte{0xff, 1};
+  CHECK(byte(0) == 1 && byte(1) == 0);
+  const BinaryFlip<uint16_t> half{0x7fff, 0x3c00}, bf16{0x7fff, 0x3f80};
+  CHECK(half(0x0000) == 0x3c00 && half(0x8000) == 0x3c00 && half(0x3c00) == 0);
+  CHECK(bf16(0x0000) == 0x3f80 && bf16(0x3f80) == 0);
+  const BinaryFlip<uint32_t> f32{0x7fffffffu, 0x3f800000u};
+  float one = 1.0f, zero = 0.0f, minus_zero = -0.0f;
+  uint32_t one_bits, zero_bits, minus_zero_bits;
+  std::memcpy(&one_bits, &one, 4);
+  std::memcpy(&zero_bits, &zero, 4);
+  std::memcpy(&minus_zero_bits, &minus_zero, 4);
+  CHECK(f32(zero_bits) == one_bits && f32(minus_zero_bits) == one_bits && f32(one_bits) == zero_bits);
+  const BinaryFlip<uint64_t> f64{0x7fffffffffffffffull, 0x3ff0000000000000ull}, i64{~0ull, 1};
+  double done = 1.0;
+  uint64_t done_bits;
+  std::memcpy(&done_bits, &done, 8);
+  CHECK(f64(0) == done_bits && f64(done_bits) == 0 && i64(0) == 1 && i64(1) == 0);
+}
+
+TEST_CASE(core, bernoulli_noise_layout_choice) {
+  CHECK(bernoulli_noise(0.005).sparse && bernoulli_noise(kSparseFlipMax).sparse);
+  CHECK(!bernoulli_noise(0.1).sparse && !bernoulli_noise(0.5).sparse);
+  CHECK(std::fabs(bernoulli_noise(0.01).gap_scale * std::log1p(-0.01) - 1.0) < 1e-6);
+}
+
+// The gaps' draw layout and, over many streams, the law of independent Bernoulli(eps) flips:
+// the rate at every coordinate, the variance of the number of flips per row (binomial) and the
+// rate of adjacent pairs flipping together (eps^2).
+TEST_CASE(core, gap_flips) {
+  const int64_t dim = 301;
+  for (double eps : {0.002, 0.01, kSparseFlipMax}) {
+    const BernoulliNoise noise = bernoulli_noise(eps);
+    const int64_t rows = eps < 0.005 ? 60000 : 20000;
+    std::vector<int64_t> per_coordinate(dim, 0);
+    int64_t pairs = 0, total = 0;
+    double sum_sq = 0;
+    bool increasing = true, in_range = true, layout = true;
+    for (int64_t row = 0; row < rows; ++row) {
+      const RowStream stream(0x6a9ull, static_cast<uint64_t>(row), negative_stream(row % 5));
+      std::vector<int64_t> flips;
+      for_each_gap_flip(stream, dim, noise.gap_scale, [&](int64_t d) { flips.push_back(d); });
+      // Re-derive the positions from the words: word k is the k-th gap.
+      int64_t position = -1;
+      for (size_t k = 0; k < flips.size(); ++k) {
+        const float u = uniform_open(word_for(stream, static_cast<int64_t>(k)));
+        position += 1 + static_cast<int64_t>(exact::mul(exact::log_positive(u), noise.gap_scale));
+        layout = layout && position == flips[k];
+      }
+      for (size_t k = 0; k < flips.size(); ++k) {
+        in_range = in_range && flips[k] >= 0 && flips[k] < dim;
+        increasing = increasing && (k == 0 || flips[k] > flips[k - 1]);
+        if (flips[k] >= 0 && flips[k] < dim) ++per_coordinate[flips[k]];
+        pairs += k > 0 && flips[k] == flips[k - 1] + 1;
+      }
+      total += static_cast<int64_t>(flips.size());
+      sum_sq += static_cast<double>(flips.size()) * static_cast<double>(flips.size());
+    }
+    CHECK(in_range && increasing, "eps=%g: flips out of range or not increasing", eps);
+    CHECK(layout, "eps=%g: the k-th flip must come from word k (word k%%4 of block k/4)", eps);
+    CHECK(binomial_ok(total, rows * dim, eps), "eps=%g: %" PRId64 " flips in %" PRId64, eps, total, rows * dim);
+    const std::vector<double> uniform(dim, 1.0 / static_cast<double>(dim));
+    const double stat = chi_square(per_coordinate, uniform, total);
+    CHECK(stat < chi_square_bound(static_cast<double>(dim - 1)), "eps=%g: rate varies with the coordinate (chi2 %.1f)", eps, stat);
+    // Flips per row ~ Binomial(dim, eps): variance dim eps (1 - eps); its estimate has a
+    // relative standard error of about sqrt(2 / rows).
+    const double mean = static_cast<double>(total) / rows;
+    const double variance = sum_sq / rows - mean * mean, expected = dim * eps * (1 - eps);
+    CHECK(std::fabs(variance / expected - 1.0) < kZ * std::sqrt(2.0 / rows) + 0.01,
+          "eps=%g: variance of flips per row %.4f, binomial %.4f", eps, variance, expected);
+    CHECK(binomial_ok(pairs, rows * (dim - 1), eps * eps), "eps=%g: %" PRId64 " adjacent pairs", eps, pairs);
   }
 }
 

@@ -219,69 +219,63 @@ bool is_shuffle(WarpOp op) {
          op == WarpOp::kShflXor;
 }
 
-// Checks every lane waiting at a warp collective against the lanes its mask names, then
-// completes each collective whose named lanes have all arrived. Returns whether any did.
+// Completes each warp collective whose named lanes have all arrived, after checking that they
+// met at the same intrinsic with the same mask. Lanes sharing a mask form one group, checked
+// and completed once. Returns whether any completed.
 bool complete_warp_collectives(Launch& launch) {
+  bool progressed = false;
   const unsigned warps = (launch.threads_per_block + kWarp - 1) / kWarp;
   for (unsigned w = 0; w < warps; ++w) {
     const unsigned lanes = lanes_in_warp(launch, w);
+    uint32_t completed = 0;  // lanes of the groups completed in this pass
     for (unsigned l = 0; l < lanes; ++l) {
       const Thread& t = lane_thread(launch, w, l);
-      if (t.state != State::kWaiting || t.wait != Wait::kWarp) continue;
+      if (((completed >> l) & 1u) || t.state != State::kWaiting || t.wait != Wait::kWarp) continue;
+      const unsigned mask = t.mask;
       for (unsigned k = 0; k < kWarp; ++k) {
-        if (!((t.mask >> k) & 1u)) continue;
+        if (!((mask >> k) & 1u)) continue;
         if (k >= lanes) {
           refuse(launch, t, waiting_at(t) + format(" names lane %u, but warp %u has only %u lanes (block %s)", k, w,
                                                    lanes, triple(launch.block).c_str()));
         }
         const Thread& u = lane_thread(launch, w, k);
-        if (u.state == State::kExited) {
-          refuse(launch, t, waiting_at(t) + format(" names lane %u, which has exited", k));
-        }
+        if (u.state == State::kExited) refuse(launch, t, waiting_at(t) + format(" names lane %u, which has exited", k));
         if (u.wait == Wait::kBarrier) {
           refuse(launch, t, waiting_at(t) + format(" names lane %u, which waits at ", k) + waiting_at(u) + " instead");
         }
-        if (u.warp_op != t.warp_op || u.mask != t.mask) {
+        if (((completed >> k) & 1u) || u.wait != Wait::kWarp || u.warp_op != t.warp_op || u.mask != mask) {
           refuse(launch, t, waiting_at(t) + format(" names lane %u, which is at ", k) + waiting_at(u) +
                                 ": the lanes of a mask must meet at the same intrinsic with the same mask");
         }
       }
-    }
-  }
-  bool progressed = false;
-  for (unsigned w = 0; w < warps; ++w) {
-    const unsigned lanes = lanes_in_warp(launch, w);
-    for (unsigned l = 0; l < lanes; ++l) {
-      Thread& first = lane_thread(launch, w, l);
-      if (first.state != State::kWaiting || first.wait != Wait::kWarp) continue;
-      const unsigned mask = first.mask;
       uint64_t ballot = 0;
       for (unsigned k = 0; k < lanes; ++k) {
         if ((mask >> k) & 1u) ballot |= uint64_t(lane_thread(launch, w, k).value != 0) << k;
       }
       for (unsigned k = 0; k < lanes; ++k) {
         if (!((mask >> k) & 1u)) continue;
-        Thread& t = lane_thread(launch, w, k);
-        switch (t.warp_op) {
-          case WarpOp::kBallot: t.result = ballot; break;
-          case WarpOp::kAny: t.result = ballot != 0; break;
-          case WarpOp::kAll: t.result = ballot == mask; break;
-          case WarpOp::kSyncwarp: t.result = 0; break;
+        Thread& u = lane_thread(launch, w, k);
+        switch (u.warp_op) {
+          case WarpOp::kBallot: u.result = ballot; break;
+          case WarpOp::kAny: u.result = ballot != 0; break;
+          case WarpOp::kAll: u.result = ballot == mask; break;
+          case WarpOp::kSyncwarp: u.result = 0; break;
           default: {
-            const unsigned source = shuffle_source(t);
+            const unsigned source = shuffle_source(u);
             if (!((mask >> source) & 1u)) {
-              refuse(launch, t, waiting_at(t) + format(" reads lane %u, which is not in the mask", source));
+              refuse(launch, u, waiting_at(u) + format(" reads lane %u, which is not in the mask", source));
             }
-            t.result = lane_thread(launch, w, source).value;
+            u.result = lane_thread(launch, w, source).value;
           }
         }
       }
       for (unsigned k = 0; k < lanes; ++k) {
         if (!((mask >> k) & 1u)) continue;
-        Thread& t = lane_thread(launch, w, k);
-        t.state = State::kRunnable;
-        t.wait = Wait::kNone;
+        Thread& u = lane_thread(launch, w, k);
+        u.state = State::kRunnable;
+        u.wait = Wait::kNone;
       }
+      completed |= mask;
       progressed = true;
     }
   }
