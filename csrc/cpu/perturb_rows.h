@@ -1,7 +1,8 @@
 // The per-row work of the CPU perturbation kernels: y from x, then the M negatives from y, for
 // data rows [begin, end). Torch-free, so that the C++ tests run exactly this code next to the
 // CUDA kernels under the execution model (tests/cpp/test_cuda_perturb.cpp); perturb.cpp runs
-// it in parallel over rows.
+// it in parallel over rows. The dense draws take the SIMD rows of perturb_simd.h where the CPU
+// has them (bit-identical noise); the scalar rows below are the fallback and the reference.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 
 #include "../core/perturb.h"
 #include "../launch_args.h"
+#include "perturb_simd.h"
 
 namespace edfast {
 namespace cpu {
@@ -32,6 +34,7 @@ void perturb_rows(const T* x, T* y, T* negatives, const PerturbShape& shape, int
 template <typename T>
 void gaussian_rows(const T* x, T* y, T* negatives, const PerturbShape& shape, double scale,
                    int64_t begin, int64_t end) {
+  if (simd::gaussian_rows(x, y, negatives, shape, scale, begin, end)) return;
   const int64_t dim = shape.dim, blocks = core::blocks_per_row(dim);
   const T s = static_cast<T>(scale);
   perturb_rows(x, y, negatives, shape, begin, end, [&](const core::RowStream& stream, const T* a, T* b) {
@@ -43,6 +46,7 @@ template <typename U>
 void bernoulli_rows(const U* x, U* y, U* negatives, const PerturbShape& shape,
                     const core::BernoulliNoise& noise, core::BinaryFlip<U> flip, int64_t begin,
                     int64_t end) {
+  if (!noise.sparse && simd::dense_bernoulli_rows(x, y, negatives, shape, noise.threshold, flip, begin, end)) return;
   const int64_t dim = shape.dim, blocks = core::blocks_per_row(dim);
   perturb_rows(x, y, negatives, shape, begin, end, [&](const core::RowStream& stream, const U* a, U* b) {
     if (noise.sparse) {
@@ -68,6 +72,7 @@ void bitflip_rows(const U* x, U* y, U* negatives, const PerturbShape& shape, cor
 inline void transition_rows(const int64_t* x, int64_t* y, int64_t* negatives,
                             const PerturbShape& shape, const double* cdf, int64_t num_classes,
                             int64_t begin, int64_t end) {
+  if (simd::transition_rows(x, y, negatives, shape, cdf, num_classes, begin, end)) return;
   const int64_t dim = shape.dim, blocks = core::blocks_per_row(dim);
   perturb_rows(x, y, negatives, shape, begin, end,
                [&](const core::RowStream& stream, const int64_t* a, int64_t* b) {

@@ -1,0 +1,140 @@
+// The SIMD perturbation rows (perturb_simd.h), compiled once per instruction set: the same
+// source (simd/perturb_lanes.h over simd/avx512.h or simd/avx2.h) inside a GCC target region
+// and a namespace of its own, and chosen at run time, as torch's CPU_CAPABILITY kernels are.
+#include "perturb_simd.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define EDFAST_X86_SIMD 1
+#endif
+
+namespace edfast {
+namespace cpu {
+
+#ifdef EDFAST_X86_SIMD
+// GCC 12 warns about the intrinsics headers' own undefined-register idiom (_mm512_undefined).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+namespace avx512 {
+#include "simd/avx512.h"
+#include "simd/simd_noise.h"
+#include "simd/perturb_lanes.h"
+}  // namespace avx512
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2")
+namespace avx2 {
+#include "simd/avx2.h"
+#include "simd/simd_noise.h"
+#include "simd/perturb_lanes.h"
+}  // namespace avx2
+#pragma GCC pop_options
+#pragma GCC diagnostic pop
+#endif
+
+namespace {
+
+SimdLevel detect() {
+#ifdef EDFAST_X86_SIMD
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return SimdLevel::kAvx512;
+  if (__builtin_cpu_supports("avx2")) return SimdLevel::kAvx2;
+#endif
+  return SimdLevel::kScalar;
+}
+
+SimdLevel from_environment() {
+  const char* wanted = std::getenv("EDFAST_CPU_SIMD");
+  if (!wanted) return best_simd_level();
+  for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
+    if (std::strcmp(wanted, simd_level_name(level)) == 0) {
+      return static_cast<int>(level) < static_cast<int>(best_simd_level()) ? level : best_simd_level();
+    }
+  }
+  return best_simd_level();
+}
+
+std::atomic<int>& level_in_use() {
+  static std::atomic<int> level{static_cast<int>(from_environment())};
+  return level;
+}
+
+}  // namespace
+
+SimdLevel best_simd_level() {
+  static const SimdLevel best = detect();
+  return best;
+}
+
+SimdLevel simd_level() { return static_cast<SimdLevel>(level_in_use().load(std::memory_order_relaxed)); }
+
+void set_simd_level(SimdLevel level) {
+  const int capped = std::min(static_cast<int>(level), static_cast<int>(best_simd_level()));
+  level_in_use().store(capped, std::memory_order_relaxed);
+}
+
+const char* simd_level_name(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::kAvx512: return "avx512";
+    case SimdLevel::kAvx2: return "avx2";
+    default: return "scalar";
+  }
+}
+
+namespace simd {
+
+// Calls the avx512 or avx2 instance of `call` for the level in use; false at kScalar.
+#ifdef EDFAST_X86_SIMD
+#define EDFAST_SIMD_DISPATCH(call)                                  \
+  switch (simd_level()) {                                           \
+    case SimdLevel::kAvx512: return avx512::call;                   \
+    case SimdLevel::kAvx2: return avx2::call;                       \
+    default: return false;                                          \
+  }
+#else
+#define EDFAST_SIMD_DISPATCH(call) return false;
+#endif
+
+template <typename T>
+bool gaussian_rows(const T* x, T* y, T* negatives, const PerturbShape& shape, double scale,
+                   int64_t begin, int64_t end) {
+  EDFAST_SIMD_DISPATCH(gaussian_rows(x, y, negatives, shape, scale, begin, end))
+}
+template bool gaussian_rows<float>(const float*, float*, float*, const PerturbShape&, double, int64_t, int64_t);
+template bool gaussian_rows<double>(const double*, double*, double*, const PerturbShape&, double, int64_t, int64_t);
+
+template <typename U>
+bool dense_bernoulli_rows(const U* x, U* y, U* negatives, const PerturbShape& shape,
+                          uint64_t threshold, core::BinaryFlip<U> flip, int64_t begin, int64_t end) {
+  EDFAST_SIMD_DISPATCH(dense_bernoulli_rows(x, y, negatives, shape, threshold, flip, begin, end))
+}
+#define EDFAST_BERNOULLI_INSTANCE(U)                                                                  \
+  template bool dense_bernoulli_rows<U>(const U*, U*, U*, const PerturbShape&, uint64_t, core::BinaryFlip<U>, \
+                                        int64_t, int64_t);
+EDFAST_BERNOULLI_INSTANCE(uint8_t)
+EDFAST_BERNOULLI_INSTANCE(uint16_t)
+EDFAST_BERNOULLI_INSTANCE(uint32_t)
+EDFAST_BERNOULLI_INSTANCE(uint64_t)
+#undef EDFAST_BERNOULLI_INSTANCE
+
+bool transition_rows(const int64_t* x, int64_t* y, int64_t* negatives, const PerturbShape& shape,
+                     const double* cdf, int64_t num_classes, int64_t begin, int64_t end) {
+  EDFAST_SIMD_DISPATCH(transition_rows(x, y, negatives, shape, cdf, num_classes, begin, end))
+}
+
+#undef EDFAST_SIMD_DISPATCH
+
+}  // namespace simd
+}  // namespace cpu
+}  // namespace edfast
