@@ -2,10 +2,11 @@
 // vector extensions (csrc/cpu/vec_exp.h, vec_reduce.h) and instantiated for three
 // instruction sets.
 //
-// A row is summed in a fixed number of virtual lanes (64 bytes: 16 floats or 8 doubles,
-// element j in lane j mod 16 or 8), held as 1, 2 or 4 native vectors and reduced by one tree
-// (vec_reduce.h); a * b + c contracts to an FMA in the AVX2 and AVX-512 paths. So AVX2 and
-// AVX-512 agree bit for bit, and the baseline (no FMA) differs from them by about an ulp.
+// A row is summed in a fixed set of virtual lanes (RowShape: 16 float lanes, 8 double lanes,
+// or 16 + 16 float lanes for the even and odd bfloat16 elements), held as 1, 2 or 4 native
+// vectors each and reduced by one tree (vec_reduce.h); a * b + c contracts to an FMA in the
+// AVX2 and AVX-512 paths. So AVX2 and AVX-512 agree bit for bit, and the baseline (no FMA)
+// differs from them by about an ulp.
 #include "contrastive_simd.h"
 
 #include <algorithm>
@@ -74,12 +75,6 @@ template <class V> EDFAST_SIMD_INLINE V load(const double* p) {
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-template <class V> EDFAST_SIMD_INLINE V load(const uint16_t* p) {
-  typedef uint16_t H __attribute__((vector_size(sizeof(V) / 2)));
-  H h;
-  std::memcpy(&h, p, sizeof h);
-  return simd::bf16_to_f32<V>(h);
-}
 template <class V> EDFAST_SIMD_INLINE void store(float* p, V v) { std::memcpy(p, &v, sizeof v); }
 template <class V> EDFAST_SIMD_INLINE void store(double* p, V v) { std::memcpy(p, &v, sizeof v); }
 template <class V> EDFAST_SIMD_INLINE void store(uint16_t* p, V v) {
@@ -110,42 +105,82 @@ struct Max {
   }
 };
 
-// The shape of a row in native vectors for an instruction set of kBytes-wide vectors.
+// The shape of a row for an instruction set of kBytes-wide vectors. A row is read in chunks
+// of 64 bytes of accumulator lanes: K native loads, each giving Q vectors of W lanes (Q = 2
+// for bfloat16: its even and odd elements). Its partial results sit in K * Q vectors,
+// accumulator q * K + k for load k's vector q, so that the reduction tree (vec_reduce.h)
+// first joins even with odd, then the loads: the same virtual lanes on every instruction set.
 template <int kBytes, class T> struct RowShape {
   using A = Acc<T>;
   using V = Vec<A, kBytes>;
-  static constexpr int kWidth = kBytes / sizeof(A);  // lanes per native vector
-  static constexpr int kLanes = 64 / sizeof(A);      // virtual lanes per chunk of a row
-  static constexpr int kVectors = kLanes / kWidth;   // native vectors per chunk
+  static constexpr int kWidth = kBytes / sizeof(A);                       // W
+  static constexpr int kPerLoad = std::is_same<T, uint16_t>::value ? 2 : 1;  // Q
+  static constexpr int kLoads = 64 / kBytes;                              // K
+  static constexpr int kAccumulators = kLoads * kPerLoad;
+  static constexpr int kChunk = kAccumulators * kWidth;  // elements per chunk
   // Rows are processed kRows at a time, interleaved, so that their chains of dependent
   // operations (the max, its reduction, the exps, the sum's reduction) overlap, which
-  // matters for short rows: four native vectors in flight (4 rows with AVX-512, 2 with AVX2,
-  // 1 with 16-byte vectors).
-  static constexpr int kRows = kVectors >= 4 ? 1 : 4 / kVectors;
+  // matters for short rows: four loads in flight (4 rows with AVX-512, 2 with AVX2, 1 with
+  // 16-byte vectors).
+  static constexpr int kRows = kLoads >= 4 ? 1 : 4 / kLoads;
 };
 
-// The terms pos[r] - neg[r*m + j] of R rows, chunk by chunk: fn(r, k, term vector). The last,
-// partial chunk is padded with +inf negatives: terms -inf, which neither raise a max nor add
-// to a sum of exps.
+// Load k of a chunk as its Q vectors (fn(accumulator index, vector)).
+template <int kBytes, class T, class Fn>
+EDFAST_SIMD_INLINE void load_vectors(const T* chunk, int k, Fn fn) {
+  using S = RowShape<kBytes, T>;
+  using V = typename S::V;
+  if constexpr (S::kPerLoad == 1) {
+    fn(k, load<V>(chunk + k * S::kWidth));
+  } else {
+    simd::UIntVec<V> pairs;
+    std::memcpy(&pairs, chunk + k * 2 * S::kWidth, sizeof pairs);
+    V even, odd;
+    simd::bf16_pairs_to_f32(pairs, even, odd);
+    fn(k, even);
+    fn(S::kLoads + k, odd);
+  }
+}
+
+// Stores the Q vectors of load k of a chunk (accumulators k and K + k).
+template <int kBytes, class T, class V>
+EDFAST_SIMD_INLINE void store_vectors(T* chunk, int k, const V* values) {
+  using S = RowShape<kBytes, T>;
+  if constexpr (S::kPerLoad == 1) {
+    store(chunk + k * S::kWidth, values[k]);
+  } else {
+    const auto pairs =
+        simd::f32_to_bf16_pairs<simd::UIntVec<V>>(values[k], values[S::kLoads + k]);
+    std::memcpy(chunk + k * 2 * S::kWidth, &pairs, sizeof pairs);
+  }
+}
+
+// The terms pos[r] - neg[r*m + j] of R rows, chunk by chunk: fn(r, accumulator index, term
+// vector). The last, partial chunk is padded with +inf negatives: terms -inf, which neither
+// raise a max nor add to a sum of exps.
 template <int kBytes, int R, class T, class Fn>
 EDFAST_SIMD_INLINE void for_each_term(const T* pos, const T* neg, int64_t m, Fn fn) {
   using S = RowShape<kBytes, T>;
   using V = typename S::V;
-  constexpr int W = S::kWidth, N = S::kLanes, K = S::kVectors;
-  const int64_t full = m - m % N;
+  constexpr int K = S::kLoads, E = S::kChunk;
+  const int64_t full = m - m % E;
   Acc<T> p[R];
   for (int r = 0; r < R; ++r) p[r] = to_acc(pos[r]);
-  for (int64_t j = 0; j < full; j += N) {
+  for (int64_t j = 0; j < full; j += E) {
     for (int r = 0; r < R; ++r) {
-      for (int k = 0; k < K; ++k) fn(r, k, p[r] - load<V>(neg + r * m + j + k * W));
+      for (int k = 0; k < K; ++k) {
+        load_vectors<kBytes>(neg + r * m + j, k, [&](int a, V x) { fn(r, a, p[r] - x); });
+      }
     }
   }
   if (full < m) {
-    T tail[N];
+    T tail[E];
     for (int r = 0; r < R; ++r) {
-      for (int l = 0; l < N; ++l) tail[l] = infinity<T>();
+      for (int l = 0; l < E; ++l) tail[l] = infinity<T>();
       std::memcpy(tail, neg + r * m + full, (m - full) * sizeof(T));
-      for (int k = 0; k < K; ++k) fn(r, k, p[r] - load<V>(tail + k * W));
+      for (int k = 0; k < K; ++k) {
+        load_vectors<kBytes>(tail, k, [&](int a, V x) { fn(r, a, p[r] - x); });
+      }
     }
   }
 }
@@ -155,14 +190,14 @@ template <int kBytes, int R, class T>
 EDFAST_SIMD_INLINE void rows_max(const T* pos, const T* neg, int64_t m, Acc<T>* out) {
   using S = RowShape<kBytes, T>;
   using V = typename S::V;
-  V mx[R][S::kVectors];
+  V mx[R][S::kAccumulators];
   for (auto& row : mx) {
     for (V& lanes : row) lanes = simd::splat<V>(-std::numeric_limits<Acc<T>>::infinity());
   }
   for_each_term<kBytes, R>(pos, neg, m, [&](int r, int k, V term) {
     mx[r][k] = simd::max(mx[r][k], term);
   });
-  simd::reduce_rows<R, S::kVectors>(mx, Max{}, out);
+  simd::reduce_rows<R, S::kAccumulators>(mx, Max{}, out);
 }
 
 // sum_j exp(pos[r] - neg[r*m + j] - row_max[r]) for R rows. Every exponent is <= 0 (row_max is
@@ -172,14 +207,14 @@ EDFAST_SIMD_INLINE void rows_sum(const T* pos, const T* neg, int64_t m, const Ac
                                  Acc<T>* out) {
   using S = RowShape<kBytes, T>;
   using V = typename S::V;
-  V sum[R][S::kVectors];
+  V sum[R][S::kAccumulators];
   for (auto& row : sum) {
     for (V& lanes : row) lanes = V{};
   }
   for_each_term<kBytes, R>(pos, neg, m, [&](int r, int k, V term) {
     sum[r][k] += exp<simd::ExpDomain::kSumTerm>(term - row_max[r]);
   });
-  simd::reduce_rows<R, S::kVectors>(sum, Add{}, out);
+  simd::reduce_rows<R, S::kAccumulators>(sum, Add{}, out);
 }
 
 // For n rows (the arrays padded to a whole number of vectors): log_normaliser =
@@ -285,44 +320,57 @@ EDFAST_SIMD_INLINE void backward_row_group(const T* grad_v, const T* pos, const 
   using S = RowShape<kBytes, T>;
   using A = Acc<T>;
   using V = typename S::V;
-  constexpr int W = S::kWidth, N = S::kLanes, K = S::kVectors;
-  const int64_t full = m - m % N;
+  constexpr int W = S::kWidth, K = S::kLoads, Q = S::kPerLoad, E = S::kChunk;
+  constexpr int kAcc = S::kAccumulators;
+  const int64_t full = m - m % E;
   A g[R], p[R], normaliser[R];
-  V minus_g[R], total[R][K];
+  V minus_g[R], total[R][kAcc];
   for (int r = 0; r < R; ++r) {
     g[r] = to_acc(grad_v[r]);
     p[r] = to_acc(pos[r]);
     normaliser[r] = log_normaliser[r];
     minus_g[r] = simd::splat<V>(-g[r]);
-    for (int k = 0; k < K; ++k) total[r][k] = V{};
+    for (V& lanes : total[r]) lanes = V{};
   }
-  for (int64_t j = 0; j < full; j += N) {
+  for (int64_t j = 0; j < full; j += E) {
     for (int r = 0; r < R; ++r) {
       for (int k = 0; k < K; ++k) {
-        const V weight = exp((p[r] - load<V>(neg + r * m + j + k * W)) - normaliser[r]);
-        total[r][k] += weight;
-        store(grad_neg + r * m + j + k * W, minus_g[r] * weight);
+        V out[kAcc];
+        load_vectors<kBytes>(neg + r * m + j, k, [&](int a, V x) {
+          const V weight = exp((p[r] - x) - normaliser[r]);
+          total[r][a] += weight;
+          out[a] = minus_g[r] * weight;
+        });
+        store_vectors<kBytes>(grad_neg + r * m + j, k, out);
       }
     }
   }
   if (full < m) {  // the last, partial chunk through buffers, its padding lanes masked
     const int64_t rest = m - full;
-    A lane_index[N];
-    for (int l = 0; l < N; ++l) lane_index[l] = A(l);
+    A element[kAcc * W];  // which element of the chunk each accumulator lane holds
+    for (int k = 0; k < K; ++k) {
+      for (int q = 0; q < Q; ++q) {
+        for (int i = 0; i < W; ++i) element[(q * K + k) * W + i] = A((k * W + i) * Q + q);
+      }
+    }
     for (int r = 0; r < R; ++r) {
-      T tail_in[N] = {}, tail_out[N];
+      T tail_in[E] = {}, tail_out[E];
       std::memcpy(tail_in, neg + r * m + full, rest * sizeof(T));
       for (int k = 0; k < K; ++k) {
-        V weight = exp((p[r] - load<V>(tail_in + k * W)) - normaliser[r]);
-        weight = simd::select(load<V>(lane_index + k * W) < A(rest), weight, V{});
-        total[r][k] += weight;
-        store(tail_out + k * W, minus_g[r] * weight);
+        V out[kAcc];
+        load_vectors<kBytes>(tail_in, k, [&](int a, V x) {
+          V weight = exp((p[r] - x) - normaliser[r]);
+          weight = simd::select(load<V>(element + a * W) < A(rest), weight, V{});
+          total[r][a] += weight;
+          out[a] = minus_g[r] * weight;
+        });
+        store_vectors<kBytes>(tail_out, k, out);
       }
       std::memcpy(grad_neg + r * m + full, tail_out, rest * sizeof(T));
     }
   }
   A sum[R];
-  simd::reduce_rows<R, K>(total, Add{}, sum);
+  simd::reduce_rows<R, kAcc>(total, Add{}, sum);
   for (int r = 0; r < R; ++r) grad_pos[r] = from_acc<T>(g[r] * sum[r]);
 }
 

@@ -163,6 +163,23 @@ template <class H, class V> EDFAST_SIMD_INLINE H f32_to_bf16(V v) {
   return __builtin_convertvector(r, H);
 }
 
+// bfloat16 pairs: 2n values in n 32-bit lanes (element 2i in the low half of lane i, on a
+// little-endian machine) as n even and n odd elements in float, and back: a shift or a mask
+// per vector instead of a widening.
+template <class V, class U> EDFAST_SIMD_INLINE void bf16_pairs_to_f32(U pairs, V& even, V& odd) {
+  even = (V)(pairs << 16);
+  odd = (V)(pairs & 0xFFFF0000u);
+}
+template <class U, class V> EDFAST_SIMD_INLINE U f32_to_bf16_pairs(V even, V odd) {
+  const U e = (U)even, o = (U)odd;
+  U low = (e + 0x7FFFu + ((e >> 16) & 1u)) >> 16;
+  U high = (o + 0x7FFFu + ((o >> 16) & 1u)) & 0xFFFF0000u;
+  low = (U)select(even != even, (V)(U{} + 0x7FC0u), (V)low);
+  high = (U)select(odd != odd, (V)(U{} + 0x7FC00000u), (V)high);
+  return low | high;
+}
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "bfloat16 pairs assume little-endian");
+
 inline float bf16_to_f32(uint16_t h) {
   const uint32_t u = uint32_t(h) << 16;
   float f;
