@@ -1,7 +1,8 @@
 // CPU contrastive logsumexp: one task per block of data rows; within a task the vectorised
 // row kernels of csrc/cpu/contrastive_simd.h (a max sweep and an exp sweep over each row
-// forward, one sweep backward). Rows with a NaN or infinite term are recomputed forward by
-// the scalar online logsumexp of csrc/core/contrastive.h, which defines those cases.
+// forward, one sweep backward). Rows with a NaN or +inf term, or with every term -inf, are
+// recomputed forward by the scalar online logsumexp of csrc/core/contrastive.h, which
+// defines those cases.
 #include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>

@@ -219,7 +219,7 @@ EDFAST_SIMD_INLINE void rows_sum(const T* pos, const T* neg, int64_t m, const Ac
 
 // For n rows (the arrays padded to a whole number of vectors): log_normaliser =
 // log(w + exp(max) * sum) and v = log_normaliser - log M, or NaN where the vector path
-// cannot vouch for the row (max not finite: an infinite term or none finite; sum NaN: a NaN
+// cannot vouch for the row (max not finite: a +inf term, or every term -inf; sum NaN: a NaN
 // term). Returns the number of NaN rows.
 template <int kBytes, class T>
 EDFAST_SIMD_INLINE int64_t finish_rows(const float* row_max, const float* row_sum, int64_t n,
