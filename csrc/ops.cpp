@@ -7,9 +7,17 @@
 #include "ops_common.h"
 
 extern "C" {
+// `edfast._C.cpu_simd()`: the instruction set of the CPU contrastive kernels, for tests.
+static PyObject* cpu_simd(PyObject*, PyObject*) {
+  return PyUnicode_FromString(edfast::cpu::contrastive_simd_isa());
+}
+
 // `import edfast._C` loads this library, whose static initialisers register the ops.
 PyObject* PyInit__C(void) {
-  static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  static PyMethodDef methods[] = {
+      {"cpu_simd", cpu_simd, METH_NOARGS, "Instruction set of the CPU contrastive kernels."},
+      {nullptr, nullptr, 0, nullptr}};
+  static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
   return PyModule_Create(&module);
 }
 }

@@ -26,6 +26,9 @@ void contrastive_forward(FloatType type, const void* e_pos, const void* e_neg, v
 void contrastive_backward(FloatType type, const void* grad_v, const void* e_pos, const void* e_neg,
                           const void* log_normaliser, void* grad_pos, void* grad_neg,
                           const ContrastShape& shape);
+// The instruction set the contrastive kernels run on: "avx512", "avx2" or "baseline"
+// (csrc/cpu/contrastive_simd.h).
+const char* contrastive_simd_isa();
 
 }  // namespace cpu
 }  // namespace edfast

@@ -3,10 +3,7 @@
 // and a namespace of its own, and chosen at run time, as torch's CPU_CAPABILITY kernels are.
 #include "perturb_simd.h"
 
-#include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -43,58 +40,9 @@ namespace avx2 {
 #pragma GCC diagnostic pop
 #endif
 
-namespace {
-
-SimdLevel detect() {
-#ifdef EDFAST_X86_SIMD
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return SimdLevel::kAvx512;
-  if (__builtin_cpu_supports("avx2")) return SimdLevel::kAvx2;
-#endif
-  return SimdLevel::kScalar;
-}
-
-SimdLevel from_environment() {
-  const char* wanted = std::getenv("EDFAST_CPU_SIMD");
-  if (!wanted) return best_simd_level();
-  for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
-    if (std::strcmp(wanted, simd_level_name(level)) == 0) {
-      return static_cast<int>(level) < static_cast<int>(best_simd_level()) ? level : best_simd_level();
-    }
-  }
-  return best_simd_level();
-}
-
-std::atomic<int>& level_in_use() {
-  static std::atomic<int> level{static_cast<int>(from_environment())};
-  return level;
-}
-
-}  // namespace
-
-SimdLevel best_simd_level() {
-  static const SimdLevel best = detect();
-  return best;
-}
-
-SimdLevel simd_level() { return static_cast<SimdLevel>(level_in_use().load(std::memory_order_relaxed)); }
-
-void set_simd_level(SimdLevel level) {
-  const int capped = std::min(static_cast<int>(level), static_cast<int>(best_simd_level()));
-  level_in_use().store(capped, std::memory_order_relaxed);
-}
-
-const char* simd_level_name(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kAvx512: return "avx512";
-    case SimdLevel::kAvx2: return "avx2";
-    default: return "scalar";
-  }
-}
-
 namespace simd {
 
-// Calls the avx512 or avx2 instance of `call` for the level in use; false at kScalar.
+// Calls the avx512 or avx2 instance of `call` for the level in use; false at kBaseline.
 #ifdef EDFAST_X86_SIMD
 #define EDFAST_SIMD_DISPATCH(call)                                  \
   switch (simd_level()) {                                           \

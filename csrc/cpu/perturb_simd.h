@@ -1,5 +1,5 @@
 // SIMD versions of the dense perturbation rows of perturb_rows.h (Gaussian, dense Bernoulli,
-// categorical), chosen at run time: AVX-512, AVX2, or none (the scalar rows). They draw
+// categorical), at the run-time simd_level(): AVX-512, AVX2, or none (the scalar rows). They draw
 // bit-identical noise to the scalar core and so to CUDA (simd/simd_noise.h). Torch-free, so the
 // C++ tests run them (tests/cpp/test_cpu_simd.cpp).
 #pragma once
@@ -8,23 +8,14 @@
 
 #include "../core/perturb.h"
 #include "../launch_args.h"
+#include "simd_level.h"
 
 namespace edfast {
 namespace cpu {
 
-enum class SimdLevel : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
-
-// The best level this CPU runs.
-SimdLevel best_simd_level();
-// The level in use: the best, or EDFAST_CPU_SIMD=scalar|avx2|avx512 (capped at the best).
-SimdLevel simd_level();
-// For tests: use `level` (capped at the best) from now on.
-void set_simd_level(SimdLevel level);
-const char* simd_level_name(SimdLevel level);
-
 namespace simd {
 
-// Each returns false, doing nothing, where the scalar rows must run instead (level kScalar,
+// Each returns false, doing nothing, where the scalar rows must run instead (level kBaseline,
 // or a categorical table the SIMD path cannot take).
 template <typename T>
 bool gaussian_rows(const T* x, T* y, T* negatives, const PerturbShape& shape, double scale,

@@ -24,12 +24,12 @@ const PerturbShape kShapes[] = {
     {9, 2, 2, 5ull, (int64_t(1) << 32) - 3, 0}, {9, 4, 1, 6ull, (int64_t(1) << 32) - 5, 0},
 };
 
-// Runs `rows(y, negatives)` at the scalar level and at `level`; the outputs must be equal.
+// Runs `rows(y, negatives)` at the baseline level (the scalar rows) and at `level`; the outputs must be equal.
 template <typename T, typename Rows>
 void compare_levels(const char* what, SimdLevel level, const PerturbShape& shape, Rows rows) {
   const size_t ny = shape.batch * shape.dim, nn = ny * shape.negatives;
   std::vector<T> y_scalar(ny), neg_scalar(nn), y_simd(ny), neg_simd(nn);
-  cpu::set_simd_level(SimdLevel::kScalar);
+  cpu::set_simd_level(SimdLevel::kBaseline);
   rows(y_scalar.data(), neg_scalar.data());
   cpu::set_simd_level(level);
   rows(y_simd.data(), neg_simd.data());
