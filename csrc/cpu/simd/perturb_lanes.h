@@ -94,8 +94,9 @@ inline void write_batch(const I v[4], int64_t first, int n, int64_t dim, const u
     Lanes::interleave4(v, values);
     int64_t c = 4 * first;
     const int64_t end = c + 4 * static_cast<int64_t>(n);
-    for (int t = 0; c < end;) {
-      const int64_t d = c % dim, len = end - c < dim - d ? end - c : dim - d;
+    int64_t d = static_cast<int64_t>(block_of[0]) * core::kCoordsPerBlock;  // c's place in its row
+    for (int t = 0; c < end; d = 0) {
+      const int64_t len = end - c < dim - d ? end - c : dim - d;
       run(c, in + (own_rows ? c : d), values + t, len);
       c += len;
       t += static_cast<int>(len);
@@ -132,7 +133,9 @@ inline void gaussian_run(T* __restrict out, const T* __restrict in, const float*
 template <typename U>
 inline void bernoulli_run(U* __restrict out, const U* __restrict in, const uint32_t* __restrict flags, int64_t len,
                           core::BinaryFlip<U> flip) {
-  for (int64_t u = 0; u < len; ++u) out[u] = flags[u] ? flip(in[u]) : in[u];
+  U narrow[kBatch];  // the flags in U's width (0 or nonzero), so the select below vectorises
+  for (int64_t u = 0; u < len; ++u) narrow[u] = static_cast<U>(flags[u]);
+  for (int64_t u = 0; u < len; ++u) out[u] = narrow[u] ? flip(in[u]) : in[u];
 }
 inline void state_run(int64_t* __restrict out, const uint32_t* __restrict next, int64_t len) {
   for (int64_t u = 0; u < len; ++u) out[u] = next[u];
@@ -234,6 +237,8 @@ inline bool transition_rows(const int64_t* x, int64_t* y, int64_t* negatives, co
   alignas(64) uint32_t base[kCount], above[kCount][kCount], states[kCount];
   if (!transition_tables(cdf, num_classes, base, above)) return false;
   const I base_table = Lanes::load(base);
+  I above_tables[kCount];
+  for (int64_t j = 0; j + 1 < num_classes; ++j) above_tables[j] = Lanes::load(above[j]);
   const int64_t dim = shape.dim, blocks = core::blocks_per_row(dim);
   // The negatives' shared input row as 32-bit states, padded to whole blocks for the gathers.
   std::vector<uint32_t> row_states(static_cast<size_t>(blocks * core::kCoordsPerBlock), 0u);
@@ -244,23 +249,24 @@ inline bool transition_rows(const int64_t* x, int64_t* y, int64_t* negatives, co
     for_each_batch(shape.seed, stage, blocks,
                    [&](int64_t first, int n, const uint32_t* block_of, const uint32_t* stream_of, const I* words) {
                      const I first_coordinate = Lanes::shift_left<2>(Lanes::load(block_of));
-                     I counts[4];
+                     I states_of[4];
                      for (int k = 0; k < core::kCoordsPerBlock; ++k) {
-                       I state;
                        if (stage.streams_are_rows) {  // y's stage: each lane reads its own row
                          for (int lane = 0; lane < kCount; ++lane) {
                            const int64_t d = static_cast<int64_t>(block_of[lane]) * core::kCoordsPerBlock + k;
                            const int64_t row = stream_of[lane] - stage.first_stream;
                            states[lane] = lane < n && d < dim ? static_cast<uint32_t>(in[row * dim + d]) : 0u;
                          }
-                         state = Lanes::load(states);
+                         states_of[k] = Lanes::load(states);
                        } else {
-                         state = Lanes::gather(row_states.data(), Lanes::add(first_coordinate, Lanes::set1(k)));
+                         states_of[k] = Lanes::gather(row_states.data(), Lanes::add(first_coordinate, Lanes::set1(k)));
                        }
-                       I count = Lanes::lookup(base_table, state);
+                     }
+                     I counts[4];
+                     for (int k = 0; k < core::kCoordsPerBlock; ++k) {
+                       I count = Lanes::lookup(base_table, states_of[k]);
                        for (int64_t j = 0; j + 1 < num_classes; ++j) {
-                         const I limit = Lanes::lookup(Lanes::load(above[j]), state);
-                         count = Lanes::add_one_where(Lanes::greater_u32(words[k], limit), count);
+                         count = Lanes::add_one_where(Lanes::greater_u32(words[k], Lanes::lookup(above_tables[j], states_of[k])), count);
                        }
                        counts[k] = count;
                      }
