@@ -25,11 +25,33 @@ bool is_binary_dtype(at::ScalarType t) {
   return at::isFloatingType(t) || at::isIntegralType(t, /*includeBool=*/true);
 }
 
+// Whether every element of contiguous CPU data is valid(element), in one pass with no
+// allocation (the tensor expression costs several passes and temporaries).
+template <typename T, typename Valid>
+bool all_of(const at::Tensor& x, Valid valid) {
+  const at::Tensor data = x.contiguous();
+  const T* values = static_cast<const T*>(data.data_ptr());
+  bool ok = true;
+  for (int64_t k = 0; k < data.numel(); ++k) ok &= valid(values[k]);  // no early exit: vectorises
+  return ok;
+}
+
+bool binary_values_cpu(const at::Tensor& x) {
+  const BinaryBits bits = binary_bits(x.scalar_type());
+  bool ok = true;
+  dispatch_binary(bits, [&](auto tag) {
+    using U = decltype(tag);
+    const U magnitude = static_cast<U>(bits.magnitude), one = static_cast<U>(bits.one);
+    ok = all_of<U>(x, [=](U b) { return (b & magnitude) == 0 || b == one; });
+  });
+  return ok;
+}
+
 void check_binary_values(const at::Tensor& x) {
   if (x.scalar_type() == at::kBool || x.numel() == 0) return;
-  TORCH_CHECK_VALUE(at::logical_or(x == 0, x == 1).all().item<bool>(),
-                    "edfast.perturb: x must hold only 0 and 1 for a binary perturbation "
-                    "(Bernoulli, BitFlip)");
+  const bool ok = x.is_cpu() ? binary_values_cpu(x) : at::logical_or(x == 0, x == 1).all().item<bool>();
+  TORCH_CHECK_VALUE(ok, "edfast.perturb: x must hold only 0 and 1 for a binary perturbation "
+                        "(Bernoulli, BitFlip)");
 }
 
 }  // namespace
@@ -84,8 +106,9 @@ PerturbShape check_perturb(const at::Tensor& x, int64_t kind, double param,
                   cdf.device(), " but x is on ", x.device());
       if (x.numel() > 0) {
         const int64_t k = cdf.size(0);
-        TORCH_CHECK_VALUE(at::logical_and(x >= 0, x < k).all().item<bool>(),
-                          "edfast.perturb: categorical x must lie in [0, ", k - 1, "]");
+        const bool ok = x.is_cpu() ? all_of<int64_t>(x, [=](int64_t v) { return v >= 0 && v < k; })
+                                   : at::logical_and(x >= 0, x < k).all().item<bool>();
+        TORCH_CHECK_VALUE(ok, "edfast.perturb: categorical x must lie in [0, ", k - 1, "]");
       }
       break;
     }
