@@ -226,12 +226,23 @@ def test_bad_perturbations(make, error, match):
         make()
 
 
+def test_negative_zero_is_zero(device):
+    # -0.0 == 0: accepted, and flipped to 1 (the kernels flip by the bits of the dtype).
+    x = torch.tensor([[-0.0, 1.0, -0.0, 0.0]], device=device)
+    y, negatives = edfast.perturb(x, edfast.BitFlip(), 3, seed=7)
+    assert ((y == 0) | (y == 1)).all() and (y != x).sum() == 1
+    assert ((negatives == 0) | (negatives == 1)).all()
+
+
 @pytest.mark.parametrize(
     "x,q,m,error,match",
     [
         (torch.randn(3, 2), edfast.Gaussian(1.0), 0, ValueError, "m .* >= 1"),
         (torch.tensor([[0.0, 0.5]]), edfast.Bernoulli(0.1), 2, ValueError, "only 0 and 1"),
         (torch.tensor([[0, 2]]), edfast.BitFlip(), 2, ValueError, "only 0 and 1"),
+        (torch.tensor([[0.0, -1.0]]), edfast.BitFlip(), 2, ValueError, "only 0 and 1"),
+        (torch.tensor([[0.0, float("nan")]]), edfast.Bernoulli(0.1), 2, ValueError, "only 0 and 1"),
+        (torch.tensor([[1.0, 3.0]], dtype=torch.bfloat16), edfast.Bernoulli(0.5), 2, ValueError, "only 0 and 1"),
         (torch.tensor([[0j, 1]]), edfast.BitFlip(), 2, TypeError, "real"),
         (torch.tensor([[0, 5]]), edfast.Categorical(5, 0.1), 2, ValueError, r"\[0, 4\]"),
         (torch.tensor([[0, -1]]), edfast.Cyclic(5, 0.1), 2, ValueError, r"\[0, 4\]"),
