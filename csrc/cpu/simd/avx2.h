@@ -41,7 +41,6 @@ struct Lanes {
 
   static F fset1(float v) { return _mm256_set1_ps(v); }
   static F fadd(F a, F b) { return _mm256_add_ps(a, b); }
-  static F fsub(F a, F b) { return _mm256_sub_ps(a, b); }
   static F fmul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F fdiv(F a, F b) { return _mm256_div_ps(a, b); }
   static F fsqrt(F a) { return _mm256_sqrt_ps(a); }
@@ -52,7 +51,6 @@ struct Lanes {
   static I as_int(F a) { return _mm256_castps_si256(a); }
   static M fgreater(F a, F b) { return _mm256_castps_si256(_mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
   static F fselect(M m, F a, F b) { return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(m)); }
-  static void fstore(float* p, F v) { _mm256_storeu_ps(p, v); }
 
   static I lane_index() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
 

@@ -36,7 +36,6 @@ struct Lanes {
 
   static F fset1(float v) { return _mm512_set1_ps(v); }
   static F fadd(F a, F b) { return _mm512_add_ps(a, b); }
-  static F fsub(F a, F b) { return _mm512_sub_ps(a, b); }
   static F fmul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F fdiv(F a, F b) { return _mm512_div_ps(a, b); }
   static F fsqrt(F a) { return _mm512_sqrt_ps(a); }
@@ -47,7 +46,6 @@ struct Lanes {
   static I as_int(F a) { return _mm512_castps_si512(a); }
   static M fgreater(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
   static F fselect(M m, F a, F b) { return _mm512_mask_blend_ps(m, a, b); }  // m ? b : a
-  static void fstore(float* p, F v) { _mm512_storeu_ps(p, v); }
 
   static I lane_index() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
 
