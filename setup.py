@@ -60,7 +60,7 @@ def toolkit_pip_includes():
 
 def extension():
     rel = lambda pattern: sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
-    sources = ["csrc/ops.cpp", "csrc/ops_common.cpp"] + rel("csrc/cpu/*.cpp")
+    sources = ["csrc/ops.cpp", "csrc/ops_common.cpp", "csrc/ops_fused.cpp"] + rel("csrc/cpu/*.cpp")
     # -ffp-contract=off: the noise maths must round as on the device (csrc/core/exact_float.h).
     # -fopenmp: at::parallel_for runs serially without it.
     cxx = ["-O3", "-ffp-contract=off", "-fopenmp"]

@@ -45,6 +45,26 @@ void dispatch_binary(const BinaryBits& bits, Fn fn) {
   }
 }
 
+// What the fused ops (ising_ed, potts_ed, rbm_ed) draw: the negatives of edfast::perturb.
+struct FusedNoise {
+  int64_t kind;                    // core::kBernoulli, core::kBitFlip or core::kTransition
+  core::BernoulliNoise bernoulli;  // kBernoulli
+  const double* cdf;               // kTransition: [K, K] row CDFs (float64, on the kernel's device)
+  int64_t num_classes;             // kTransition: K
+};
+
+// The sizes of a fused op. `dim` is the data's D; `state` the length N of the vector the
+// family's energy is quadratic in (Ising: D spins; Potts: D*K one-hot entries; RBM: D).
+struct FusedShape {
+  int64_t batch;       // B
+  int64_t dim;         // D
+  int64_t state;       // N
+  int64_t negatives;   // M
+  uint64_t seed;
+  int64_t row_offset;  // global index of row 0
+  double weight;       // w >= 0
+};
+
 struct ContrastShape {
   int64_t batch;       // B
   int64_t negatives;   // M

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from edfast._fused import fused_kernel
 from edfast._ops import _check_index, contrastive_logsumexp, draw_seed, perturb
 from edfast.perturbations import Perturbation
 
@@ -89,9 +90,15 @@ def energy_discrepancy(
             default CPU generator) when None, so ``torch.manual_seed`` makes runs reproducible.
         row_offset: global index of row 0. Data-parallel ranks that use one seed and
             ``row_offset = rank * local_batch`` draw the noise of the whole batch.
-        fused: "auto" uses a fused kernel when edfast has one for this energy and
-            perturbation, else the generic path; False forces the generic path; True
-            requires a fused kernel and raises if there is none.
+        fused: "auto" (default) uses a fused kernel when edfast has one for this energy and
+            perturbation (``type(energy)`` exactly :class:`~edfast.energies.Ising` or
+            :class:`~edfast.energies.BernoulliRBM` under Bernoulli or BitFlip, or
+            :class:`~edfast.energies.Potts` under Categorical, Cyclic or Ordinal; float32 or
+            float64 parameters), else the generic path; False forces the generic path; True
+            requires a fused kernel and raises a ValueError saying why there is none. The
+            fused path draws the same negatives for the same seed and never materialises
+            them (``chunk_size`` is then not needed); its loss and gradients equal the
+            generic path's to float tolerance.
 
     Returns:
         A scalar (mean/sum) or ``[B]`` (none) in the energies' dtype. Non-finite energies give
@@ -115,16 +122,27 @@ def energy_discrepancy(
         raise ValueError(f"chunk_size must be None or an int >= 1, got {chunk_size!r}")
     if fused not in ("auto", True, False):
         raise ValueError(f"fused must be 'auto', True or False, got {fused!r}")
-    if fused is True:
-        # No energy family has a fused kernel in this release: say so instead of guessing.
-        raise ValueError(
-            f"fused=True: edfast has no fused kernel for {type(energy).__name__} with "
-            f"{type(perturbation).__name__}; use fused='auto' or False"
-        )
     _check_device(energy, x)
     row_offset = _check_index("row_offset", row_offset)
     seed = draw_seed(generator) if seed is None else _check_index("seed", seed)
 
+    kernel = None
+    if fused is not False:
+        kernel, why_not = fused_kernel(energy, x, perturbation)
+        if kernel is None and fused is True:
+            raise ValueError(f"fused=True: {why_not}; use fused='auto' or False")
+    if kernel is not None:
+        # One pass per row: no negative is materialised, so chunk_size has nothing to bound.
+        v = kernel(energy, x, perturbation, m, float(w), seed, row_offset)
+    else:
+        v = _generic(energy, x, perturbation, m, float(w), chunk_size, seed, row_offset)
+    if reduction == "mean":
+        return v.mean()
+    return v.sum() if reduction == "sum" else v
+
+
+def _generic(energy, x, perturbation, m, w, chunk_size, seed, row_offset) -> torch.Tensor:
+    """The generic path (DESIGN §4): v [B] from the energy evaluated on x and the negatives."""
     b = x.shape[0]
     if chunk_size is None or chunk_size >= m:
         # One energy call on the B*(M+1) rows [x_i, x'_i1..x'_iM]: one large batch runs
@@ -141,10 +159,7 @@ def energy_discrepancy(
             for first in range(0, m, chunk_size)
         ]
         e_neg = torch.cat(chunks, dim=1)
-    v = contrastive_logsumexp(e_pos, e_neg, float(w))
-    if reduction == "mean":
-        return v.mean()
-    return v.sum() if reduction == "sum" else v
+    return contrastive_logsumexp(e_pos, e_neg, w)
 
 
 class EnergyDiscrepancy(nn.Module):

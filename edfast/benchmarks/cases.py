@@ -55,6 +55,12 @@ class Case:
     ``edfast_chunks`` are the chunk sizes edfast runs with (None: unchunked); the first is
     the configuration ratios are taken for. ``extra`` names further competitors (e.g.
     "bare network"); ``checks`` are the issue targets this case reports.
+
+    The quick suite's Ms other than ``m`` are a memory sweep. By default they time and
+    measure edfast's primary configuration and the eager reference; with ``memory_sweep``
+    they only measure the peak memory of edfast's primary configuration, untimed (what a
+    ``memory_flatness`` check needs, at the cost of one memory child per M). The full suite
+    times and measures every competitor at every M either way.
     """
 
     name: str
@@ -66,6 +72,7 @@ class Case:
     edfast_chunks: Tuple[Optional[int], ...] = (None,)
     extra: Tuple[str, ...] = ()
     checks: Tuple[Check, ...] = field(default_factory=tuple)
+    memory_sweep: bool = False
 
 
 CASES: Dict[str, Case] = {}
@@ -99,10 +106,25 @@ def _small_(module: nn.Module, scale: float = 0.01) -> nn.Module:
     return module
 
 
-def _ising(device: str, b: int, m: int) -> Setup:
+def _ising_setup(device: str, b: int, m: int, side: int, perturbation: Perturbation) -> Setup:
+    """A dense Ising model on side*side spins (full D x D coupling and a bias, no lattice
+    mask: the size of a side x side lattice model), uniform random binary data."""
     g = _seeded()
-    x = (torch.rand(b, 625, generator=g) < 0.5).float()
-    return Setup(_small_(Ising(625)).to(device), x.to(device), edfast.Bernoulli(0.1), m)
+    d = side * side
+    x = (torch.rand(b, d, generator=g) < 0.5).float()
+    return Setup(_small_(Ising(d)).to(device), x.to(device), perturbation, m)
+
+
+def _ising(device: str, b: int, m: int) -> Setup:
+    return _ising_setup(device, b, m, 25, edfast.Bernoulli(0.1))
+
+
+def _ising_10x10(device: str, b: int, m: int) -> Setup:
+    return _ising_setup(device, b, m, 10, edfast.Bernoulli(0.1))
+
+
+def _ising_10x10_bitflip(device: str, b: int, m: int) -> Setup:
+    return _ising_setup(device, b, m, 10, edfast.BitFlip())
 
 
 def _rbm(device: str, b: int, m: int) -> Setup:
@@ -131,19 +153,38 @@ def _conv(device: str, b: int, m: int) -> Setup:
 
 
 _SWEEP = (8, 16, 32, 64, 128)
+_MEMORY_MS = (8, 32, 128)
 
-register(Case(
-    "ising-25x25", "Ising D=625 (25x25), Bernoulli(0.1)", _ising,
-    batch={"cpu": 256, "cuda": 4096}, ms={"quick": (32,), "full": _SWEEP},
-))
-register(Case(
-    "rbm-784x500", "BernoulliRBM 784x500, Bernoulli(0.005)", _rbm,
-    batch={"cpu": 100, "cuda": 4096}, ms={"quick": (32,), "full": _SWEEP},
-))
-register(Case(
-    "potts-100x5", "Potts D=100 K=5, Categorical(5, 0.1)", _potts,
-    batch={"cpu": 256, "cuda": 4096}, ms={"quick": (32,), "full": _SWEEP},
-))
+
+def _fused_checks(eager: float, compiled: float) -> Tuple[Check, ...]:
+    """The fused-discrete-families issue's targets for one case: step time at most
+    1/``eager`` of the eager reference and 1/``compiled`` of the compiled one (">= 10x
+    faster" is a ratio target of 0.1), peak memory flat in M and at most 1/10 of the eager
+    reference's, at the headline M=32."""
+    return (
+        Check(f"step time / reference eager (>= {eager:g}x faster)", "time_ratio", 1 / eager,
+              "reference eager"),
+        Check(f"step time / reference compiled (>= {compiled:g}x faster)", "time_ratio", 1 / compiled,
+              "reference compiled"),
+        Check("peak memory / reference eager", "memory_ratio", 0.1, "reference eager"),
+        Check("peak memory over M=8,32,128: max/min - 1", "memory_flatness", 0.10, ms=_MEMORY_MS),
+    )
+
+
+def _fused_case(name: str, description: str, build, cpu_batch: int, eager: float, compiled: float) -> Case:
+    """A fused-family case: headline M=32, the quick suite's other Ms measure only edfast's
+    peak memory (for the flatness target), the full suite sweeps M."""
+    return Case(name, description, build, batch={"cpu": cpu_batch, "cuda": 4096},
+                ms={"quick": _MEMORY_MS, "full": _SWEEP}, memory_sweep=True,
+                checks=_fused_checks(eager, compiled))
+
+
+register(_fused_case("ising-10x10", "Ising D=100 (10x10), Bernoulli(0.1)", _ising_10x10, 256, 10, 5))
+register(_fused_case("ising-10x10-bitflip", "Ising D=100 (10x10), BitFlip", _ising_10x10_bitflip,
+                     256, 10, 5))
+register(_fused_case("ising-25x25", "Ising D=625 (25x25), Bernoulli(0.1)", _ising, 256, 5, 3))
+register(_fused_case("rbm-784x500", "BernoulliRBM 784x500, Bernoulli(0.005)", _rbm, 100, 20, 10))
+register(_fused_case("potts-100x5", "Potts D=100 K=5, Categorical(5, 0.1)", _potts, 256, 10, 5))
 register(Case(
     "mlp-2x128x4", "MLPEnergy 2-128-128-128-128-1 Softplus, Gaussian(1.0), no chunking", _mlp,
     batch={"cpu": 1024, "cuda": 16384}, ms={"quick": (32,), "full": _SWEEP},

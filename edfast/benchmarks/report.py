@@ -46,13 +46,19 @@ def write_csv(rows: List[dict], path: Path) -> None:
             writer.writerow(csv_row(row))
 
 
+_TIMING_KEYS = ("median_s", "iqr_s", "time_ratio", "floor_fraction")
+
+
 def _cell(row: dict, key: str, spec: str, scale: float = 1.0) -> str:
     """A figure of an ``ok`` row as table text. A peak memory (or a ratio of peaks) skipped on
-    purpose reads "skipped"; any other missing figure raises :class:`MeasurementError`: the
+    purpose, or a time of a memory-only row (``timing_skipped``: the quick suite's memory
+    sweep), reads "skipped"; any other missing figure raises :class:`MeasurementError`: the
     table never shows a hole or "n/a" (DESIGN §6)."""
     if row.get(key) is not None:
         return format(row[key] * scale, spec)
     if key in ("peak_bytes", "memory_ratio") and row.get("memory_skipped"):
+        return "skipped"
+    if key in _TIMING_KEYS and row.get("timing_skipped"):
         return "skipped"
     raise MeasurementError(f"{row['case']} / {row['competitor']} at M={row['m']}: no {key} to report")
 

@@ -37,25 +37,41 @@ SUITES = {"quick": (1.0, 5), "full": (2.0, 10)}
 
 def _competitors_at(case: Case, m: int, suite: str) -> List[str]:
     """All competitors at the headline M; the quick suite's other Ms (the memory sweep) run
-    only edfast's primary configuration and the eager reference, which keeps it under 3 min."""
+    only edfast's primary configuration and the eager reference, which keeps it under 3 min
+    (only edfast's primary configuration for a case with ``memory_sweep``)."""
     names = competitors.names(case)
+    if _memory_only(case, m, suite):
+        return [figures.primary_name(case)]
     if suite == "quick" and m != case.m:
         return [figures.primary_name(case), "reference eager"]
     return names
 
 
+def _memory_only(case: Case, m: int, suite: str) -> bool:
+    """Whether the rows of ``case`` at ``m`` measure peak memory only, untimed: the quick
+    suite's sweep Ms of a case with ``memory_sweep``."""
+    return case.memory_sweep and suite == "quick" and m != case.m
+
+
 def _time_case(case: Case, m: int, args, rates, base: dict) -> List[dict]:
     """Rows for every competitor of ``case`` at ``m``: built and tried once each (so one that
-    is unavailable or crashes becomes a row saying why), then the rest timed interleaved."""
+    is unavailable or crashes becomes a row saying why), then the rest timed interleaved.
+    Memory-only rows (:func:`_memory_only`) are neither built nor run here: their memory
+    child runs the step (and fails the run if it crashes)."""
     batch = case.batch[args.device]
     setup = case.build(args.device, batch, m)
     floor = measure_floor(setup)
     rows, steps = [], {}
+    memory_only = _memory_only(case, m, args.suite)
     for name in _competitors_at(case, m, args.suite):
         row = dict(base, case=case.name, description=case.description, competitor=name, m=m, batch=batch,
                    flops=floor.flops, negatives_bytes=floor.negatives_bytes, load=machine.load_average(),
                    floor_s=floor.seconds(*rates), floor_materialised_s=floor.seconds_materialised(*rates),
                    status="ok", note="")
+        if memory_only:
+            row["timing_skipped"] = row["note"] = f"memory sweep: not timed (timed at M={case.m} and in the full suite)"
+            rows.append(row)
+            continue
         try:
             steps[name] = competitors.make_step(name, setup)
             steps[name]()  # the first call: compiles, and shows a crash here rather than mid-timing
@@ -66,6 +82,10 @@ def _time_case(case: Case, m: int, args, rates, base: dict) -> List[dict]:
         if row["status"] != "ok":
             steps.pop(name, None)
         rows.append(row)
+    if memory_only:
+        for row in rows:
+            print(f"  {case.name:<14} M={m:<4} {row['competitor']:<20} memory only (not timed)", flush=True)
+        return rows
     began = time.perf_counter()
     try:
         timings = time_interleaved(steps, args.device, *SUITES[args.suite], warmup=0) if steps else {}

@@ -106,6 +106,10 @@ def choice_of(valid, what: str):
 # ----------------------------------------------------------------------------- common options
 
 
+# --fused: the command's word -> energy_discrepancy's argument.
+FUSED = {"auto": "auto", "on": True, "off": False}
+
+
 def add_common_arguments(parser: argparse.ArgumentParser, *, steps: int, batch_size: int, m: int,
                          lr: float, out: str, threads: int = 1) -> None:
     """The options every train command takes; defaults differ per task."""
@@ -133,6 +137,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, steps: int, batch_s
                    help="CPU threads for torch; the example models are small and one thread is "
                         "usually fastest (on a busy machine by far); 0 keeps torch's default "
                         "(default: %(default)s)")
+    g.add_argument("--fused", type=choice_of(FUSED, "fused setting"), default="auto",
+                   help="the ED loss's fused kernel (edfast.energy_discrepancy(fused=...)): auto "
+                        "uses it when edfast has one for the model and perturbation, else the "
+                        "generic path; on requires it (an error before training when there is "
+                        "none); off always takes the generic path (default: %(default)s)")
     g.add_argument("--quiet", action="store_true",
                    help="no progress bar and no summary line")
 
@@ -228,16 +237,21 @@ class Run:
                 penalty: Optional[Callable[[], torch.Tensor]] = None,
                 after_step: Optional[Callable[[], None]] = None) -> Callable[[int], torch.Tensor]:
         """The step function :meth:`train` runs: the ED loss of ``model`` on a random
-        minibatch of ``data`` (plus ``penalty()``), one optimiser step, then ``after_step()``.
-        Returns the ED loss (without the penalty) for the progress bar."""
+        minibatch of ``data`` (plus ``penalty()``; ``--fused`` chooses the loss's path), one
+        optimiser step, then ``after_step()``. Returns the ED loss (without the penalty) for
+        the progress bar. With ``--fused on`` a model or perturbation that no fused kernel
+        serves is an argument error (exit 2) here, before training starts."""
         import edfast
 
         args, index_gen = self.args, self.generator(0)
+        fused = FUSED[args.fused]
+        if fused is True:
+            self._check_fused(model, data, perturbation)
 
         def step(_):
             idx = torch.randint(0, len(data), (args.batch_size,), generator=index_gen, device=data.device)
             loss = edfast.energy_discrepancy(model, data[idx], perturbation, m=args.m, w=args.w,
-                                             generator=self.loss_generator)
+                                             generator=self.loss_generator, fused=fused)
             total = loss + penalty() if penalty is not None else loss
             optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -248,6 +262,24 @@ class Run:
 
         return step
 
+    def _check_fused(self, model, data: torch.Tensor, perturbation) -> None:
+        """``--fused on``: one loss on the first data row with ``fused=True`` (fixed seed, no
+        backward: no generator, parameter or optimiser state changes), so that a model or
+        perturbation no fused kernel serves fails as a one-line argument error, not as a
+        traceback at the first step."""
+        import edfast
+
+        try:
+            with torch.no_grad():
+                edfast.energy_discrepancy(model, data[:1], perturbation, m=self.args.m, w=self.args.w,
+                                          seed=0, fused=True)
+        except (ValueError, NotImplementedError, RuntimeError) as err:
+            message = (str(err).splitlines() or [type(err).__name__])[0]
+            parser = getattr(self.args, "parser", None)
+            if parser is None:
+                raise
+            parser.error(f"argument --fused: on: {message}")
+
     def base_metrics(self) -> dict:
         tail = self.losses[-100:]
         return {
@@ -257,6 +289,7 @@ class Run:
             "steps": self.args.steps,
             "train_time_s": round(self.train_time, 3),
             "steps_per_s": round(self.args.steps / max(self.train_time, 1e-9), 2),
+            "fused": self.args.fused,
             "device": str(self.device),
             "seed": self.seed,
             "edfast_version": _edfast_version(),
