@@ -120,12 +120,14 @@ std::tuple<Tensor, Tensor> ising_ed(const Tensor& x, const Tensor& coupling, con
   return {v, log_normaliser};
 }
 
-// grad_K = -alpha (v_y^T r + r^T v_y + s) for K = (J + J^T)/2, so grad_J = (grad_K + grad_K^T) / 2.
-inline Tensor coupling_gradient(const Tensor& state, const Tensor& r, const Tensor& s, double alpha) {
+// grad_K = -alpha (v_y^T r + r^T v_y + S) with S = upper + upper^T - diag(upper), from the
+// kernels' upper triangle. It is symmetric entry for entry (a + b == b + a in floating point),
+// so it is also the gradient of J in K = (J + J^T) / 2.
+inline Tensor coupling_gradient(const Tensor& state, const Tensor& r, const Tensor& upper, double alpha) {
   Tensor grad_k = state.t().mm(r);
   grad_k = grad_k + grad_k.t();
-  grad_k.add_(s).mul_(-alpha);
-  return symmetric(grad_k);
+  grad_k.add_(upper).add_(upper.triu(1).t()).mul_(-alpha);
+  return grad_k;
 }
 
 template <class Kernels>

@@ -113,12 +113,13 @@ void pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const P
         std::swap(record.items, scratch.items);
       }
     });
-    // S[k, :] += c_n delta_n[k] delta_n for every item n with an entry at k.
+    // S[k, l] += c_n delta_n[k] delta_n[l] for every item n with entries at k <= l (the
+    // entries after a in the item: they are in increasing index order).
     for_each_entry_by_index(records, rows, state, 8, [&](int64_t k, const RowRecord<T>& record, int64_t n, int64_t a) {
       const RowItems<T>& items = record.items;
       const T c = record.coef[n] * items.value[a];
       T* row = s + k * state;
-      for (int64_t b = items.start[n]; b < items.start[n + 1]; ++b) row[items.index[b]] += c * items.value[b];
+      for (int64_t b = a; b < items.start[n + 1]; ++b) row[items.index[b]] += c * items.value[b];
     });
   }
 }
@@ -171,11 +172,7 @@ void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInp
         for (int64_t n = 0; n < n_items; ++n) {
           rbm_item_pre(in, scratch.items, i, n, pre);
           T* sig = record.sigmoid.data() + n * hidden;
-          const T c = record.coef[n];
-          for (int64_t h = 0; h < hidden; ++h) {
-            sig[h] = core::sigmoid(pre[h]);
-            a_row[h] += c * sig[h];
-          }
+          sigmoid_accumulate(pre, record.coef[n], sig, a_row, hidden);
         }
         std::swap(record.items, scratch.items);
       }

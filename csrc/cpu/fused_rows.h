@@ -18,11 +18,13 @@
 #include "../fused_args.h"
 #include "../launch_args.h"
 #include "perturb_rows.h"
+#include "rbm_simd.h"
 
 namespace edfast {
 namespace cpu {
 
-// The changes of one row's items from its y: item n has entries [start[n], start[n + 1]).
+// The changes of one row's items from its y: item n has entries [start[n], start[n + 1]), in
+// increasing index order (the backward sums the upper triangle of delta delta^T).
 template <typename T>
 struct RowItems {
   std::vector<int32_t> index;
@@ -42,26 +44,15 @@ struct RowItems {
   int64_t count(int64_t n) const { return start[n + 1] - start[n]; }
 };
 
-// Negatives drawn at once into a per-thread buffer when the noise is dense (one word per
-// coordinate): the SIMD rows of perturb_rows.h write them, a compare finds the changes.
+// Categorical negatives drawn at once into a per-thread buffer (one word per coordinate): the
+// SIMD rows of perturb_rows.h write them, a compare finds the changes.
 constexpr int64_t kNegativesPerChunk = 16;
-
-// The bits of a binary T value and its flip (csrc/core/perturb.h, BinaryFlip).
-template <typename T> struct BinaryBitsOf;
-template <> struct BinaryBitsOf<float> {
-  using U = uint32_t;
-  static core::BinaryFlip<U> flip() { return {0x7fffffffu, 0x3f800000u}; }
-};
-template <> struct BinaryBitsOf<double> {
-  using U = uint64_t;
-  static core::BinaryFlip<U> flip() { return {0x7fffffffffffffffull, 0x3ff0000000000000ull}; }
-};
 
 // Row i's items for binary data: the row (where x and y differ) and the flips of each
 // negative; `delta(y_d)` is the family's change of a flipped coordinate.
 template <typename T, typename Delta>
 void binary_row_items(const T* x_row, const T* y_row, const FusedShape& shape, const FusedNoise& noise,
-                      int64_t i, Delta delta, RowItems<T>& items, std::vector<T>& scratch) {
+                      int64_t i, Delta delta, RowItems<T>& items, std::vector<uint64_t>& scratch) {
   const int64_t dim = shape.dim, m = shape.negatives;
   const uint64_t row = static_cast<uint64_t>(shape.row_offset + i);
   items.clear();
@@ -70,24 +61,23 @@ void binary_row_items(const T* x_row, const T* y_row, const FusedShape& shape, c
   }
   items.close();
   if (noise.kind == core::kBernoulli && !noise.bernoulli.sparse) {
-    using U = typename BinaryBitsOf<T>::U;
-    scratch.resize(static_cast<size_t>((1 + kNegativesPerChunk) * dim));
-    U* y_bits = reinterpret_cast<U*>(scratch.data());
-    U* negatives = y_bits + dim;
-    for (int64_t first = 0; first < m; first += kNegativesPerChunk) {
-      const int64_t chunk = m - first < kNegativesPerChunk ? m - first : kNegativesPerChunk;
-      const PerturbShape one{1, dim, chunk, shape.seed, shape.row_offset + i, first};
-      bernoulli_rows(reinterpret_cast<const U*>(x_row), y_bits, negatives, one, noise.bernoulli,
-                     BinaryBitsOf<T>::flip(), 0, 1);
-      for (int64_t j = 0; j < chunk; ++j) {
-        const U* negative = negatives + j * dim;
-        for (int64_t d = 0; d < dim; ++d) {
-          if (negative[d] != y_bits[d]) items.push(d, delta(y_row[d]));
+    // Dense noise: the flips of all M negatives as bitmaps from the SIMD Philox lanes, then
+    // one count-trailing-zeros per flip.
+    const int64_t words = (dim + 63) / 64;
+    scratch.resize(static_cast<size_t>(m * words));
+    if (simd::dense_flip_bitmap(shape.seed, row, core::negative_stream(0), m, dim, noise.bernoulli.threshold,
+                                scratch.data())) {
+      for (int64_t j = 0; j < m; ++j) {
+        for (int64_t w = 0; w < words; ++w) {
+          for (uint64_t bits = scratch[j * words + w]; bits != 0; bits &= bits - 1) {
+            const int64_t d = w * 64 + __builtin_ctzll(bits);
+            items.push(d, delta(y_row[d]));
+          }
         }
         items.close();
       }
+      return;
     }
-    return;
   }
   for (int64_t j = 0; j < m; ++j) {
     core::for_each_binary_flip(core::RowStream(shape.seed, row, core::negative_stream(j)), dim, noise,
@@ -102,9 +92,10 @@ template <typename T>
 void transition_row_items(const int64_t* x_row, const int64_t* y_row, const FusedShape& shape,
                           const FusedNoise& noise, int64_t i, RowItems<T>& items, std::vector<int64_t>& scratch) {
   const int64_t dim = shape.dim, m = shape.negatives, k = noise.num_classes;
-  const auto change = [&](int64_t d, int64_t next) {
-    items.push(d * k + next, T(1));
+  const auto change = [&](int64_t d, int64_t next) {  // in increasing index order
+    if (next < y_row[d]) items.push(d * k + next, T(1));
     items.push(d * k + y_row[d], T(-1));
+    if (next > y_row[d]) items.push(d * k + next, T(1));
   };
   items.clear();
   for (int64_t d = 0; d < dim; ++d) {
@@ -132,7 +123,7 @@ void transition_row_items(const int64_t* x_row, const int64_t* y_row, const Fuse
 template <typename T>
 struct RowScratch {
   RowItems<T> items;
-  std::vector<T> binary;        // dense binary negatives
+  std::vector<uint64_t> binary;  // dense Bernoulli flips as bitmaps
   std::vector<int64_t> classes;  // dense categorical negatives
   std::vector<T> energy;        // E of each item
   std::vector<T> hidden;        // RBM: pre-activations of one item, softplus(pre_y)
@@ -174,6 +165,30 @@ void rbm_row_items(const RbmInputs<T>& in, const FusedShape& shape, const FusedN
                    scratch.items, scratch.binary);
 }
 
+// softplus and sigmoid over the hidden units: vectorised for float (rbm_simd.h), scalar core
+// functions for double.
+inline float softplus_change_sum(const float* pre, const float* softplus_y, int64_t n) {
+  return rbm_vector_kernels().softplus_change_sum(pre, softplus_y, n);
+}
+inline double softplus_change_sum(const double* pre, const double* softplus_y, int64_t n) {
+  double sum = 0.0;
+  for (int64_t h = 0; h < n; ++h) sum += core::softplus(pre[h]) - softplus_y[h];
+  return sum;
+}
+inline void softplus_into(const float* in, float* out, int64_t n) { rbm_vector_kernels().softplus(in, out, n); }
+inline void softplus_into(const double* in, double* out, int64_t n) {
+  for (int64_t h = 0; h < n; ++h) out[h] = core::softplus(in[h]);
+}
+inline void sigmoid_accumulate(const float* pre, float c, float* sigmoid, float* acc, int64_t n) {
+  rbm_vector_kernels().sigmoid_accumulate(pre, c, sigmoid, acc, n);
+}
+inline void sigmoid_accumulate(const double* pre, double c, double* sigmoid, double* acc, int64_t n) {
+  for (int64_t h = 0; h < n; ++h) {
+    sigmoid[h] = core::sigmoid(pre[h]);
+    acc[h] += c * sigmoid[h];
+  }
+}
+
 // The pre-activations of item n of row i into pre[0, H).
 template <typename T>
 void rbm_item_pre(const RbmInputs<T>& in, const RowItems<T>& items, int64_t i, int64_t n, T* pre) {
@@ -197,14 +212,12 @@ void rbm_row_energies(const RbmInputs<T>& in, const FusedShape& shape, int64_t i
   T* pre = scratch.hidden.data();
   T* softplus_y = pre + hidden;
   const T* pre_y = in.pre_y + i * hidden;
-  for (int64_t h = 0; h < hidden; ++h) softplus_y[h] = core::softplus(pre_y[h]);
+  softplus_into(pre_y, softplus_y, hidden);
   for (int64_t item = 0; item < n; ++item) {
     rbm_item_pre(in, items, i, item, pre);
     T energy = T(0);
     for (int64_t a = items.start[item]; a < items.start[item + 1]; ++a) energy += items.value[a] * in.visible_bias[items.index[a]];
-    T hidden_sum = T(0);
-    for (int64_t h = 0; h < hidden; ++h) hidden_sum += core::softplus(pre[h]) - softplus_y[h];
-    scratch.energy[item] = energy + hidden_sum;
+    scratch.energy[item] = energy + softplus_change_sum(pre, softplus_y, hidden);
   }
 }
 

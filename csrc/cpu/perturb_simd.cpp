@@ -81,6 +81,19 @@ bool transition_rows(const int64_t* x, int64_t* y, int64_t* negatives, const Per
   EDFAST_SIMD_DISPATCH(transition_rows(x, y, negatives, shape, cdf, num_classes, begin, end))
 }
 
+bool dense_flip_bitmap(uint64_t seed, uint64_t row, uint32_t first_stream, int64_t streams, int64_t dim,
+                       uint64_t threshold, uint64_t* bitmap) {
+#ifdef EDFAST_X86_SIMD
+  switch (simd_level()) {
+    case SimdLevel::kAvx512: avx512::dense_flip_bitmap(seed, row, first_stream, streams, dim, threshold, bitmap); return true;
+    case SimdLevel::kAvx2: avx2::dense_flip_bitmap(seed, row, first_stream, streams, dim, threshold, bitmap); return true;
+    default: return false;
+  }
+#else
+  return false;
+#endif
+}
+
 #undef EDFAST_SIMD_DISPATCH
 
 }  // namespace simd

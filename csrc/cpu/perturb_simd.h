@@ -26,6 +26,11 @@ bool dense_bernoulli_rows(const U* x, U* y, U* negatives, const PerturbShape& sh
 bool transition_rows(const int64_t* x, int64_t* y, int64_t* negatives, const PerturbShape& shape,
                      const double* cdf, int64_t num_classes, int64_t begin, int64_t end);
 
+// The flips of `streams` dense Bernoulli streams (ids first_stream + s) of one row as bitmaps:
+// bit d of bitmap[s * ceil(dim / 64) + d / 64] set where word d < threshold, bits past dim zero.
+bool dense_flip_bitmap(uint64_t seed, uint64_t row, uint32_t first_stream, int64_t streams, int64_t dim,
+                       uint64_t threshold, uint64_t* bitmap);
+
 }  // namespace simd
 }  // namespace cpu
 }  // namespace edfast

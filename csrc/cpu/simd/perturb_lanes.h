@@ -278,3 +278,40 @@ inline bool transition_rows(const int64_t* x, int64_t* y, int64_t* negatives, co
   });
   return true;
 }
+
+// Spreads the low 16 bits of x to every fourth bit: bit i -> bit 4i.
+inline uint64_t spread_by_4(uint64_t x) {
+  x &= 0xffff;
+  x = (x | (x << 24)) & 0x000000ff000000ffull;
+  x = (x | (x << 12)) & 0x000f000f000f000full;
+  x = (x | (x << 6)) & 0x0303030303030303ull;
+  x = (x | (x << 3)) & 0x1111111111111111ull;
+  return x;
+}
+
+// The flips of dense Bernoulli streams as bitmaps, for the fused kernels (no negative is
+// written): bit d of bitmap[s * words + d / 64], words = ceil(dim / 64), is set where word d of
+// stream first_stream + s of `row` is below `threshold` (bernoulli_block's flip), for d < dim;
+// bits past dim are zero. A batch is kCount consecutive blocks of one stream: 4 * kCount
+// consecutive coordinates, the lanes' four comparison masks interleaved bit by bit.
+inline void dense_flip_bitmap(uint64_t seed, uint64_t row, uint32_t first_stream, int64_t streams, int64_t dim,
+                              uint64_t threshold, uint64_t* bitmap) {
+  constexpr int kCount = Lanes::kCount;  // 16 (64 coordinates per batch) or 8 (32)
+  const int64_t blocks = core::blocks_per_row(dim), words = (dim + 63) / 64;
+  const I limit = Lanes::set1(static_cast<uint32_t>(threshold));
+  const I row_lo = Lanes::set1(static_cast<uint32_t>(row)), row_hi = Lanes::set1(static_cast<uint32_t>(row >> 32));
+  for (int64_t s = 0; s < streams; ++s) {
+    uint64_t* out = bitmap + s * words;
+    const I stream = Lanes::set1(first_stream + static_cast<uint32_t>(s));
+    for (int64_t first = 0; first < blocks; first += kCount) {
+      I w[4] = {Lanes::add(Lanes::lane_index(), Lanes::set1(static_cast<uint32_t>(first))), stream, row_lo, row_hi};
+      philox(w, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+      uint64_t bits = 0;
+      for (int k = 0; k < 4; ++k) bits |= spread_by_4(Lanes::mask_bits(Lanes::less_u32(w[k], limit))) << k;
+      const int64_t coordinate = first * core::kCoordsPerBlock;
+      if (coordinate % 64 == 0) out[coordinate / 64] = bits;
+      else out[coordinate / 64] |= bits << 32;  // the second half of a word (8 lanes)
+    }
+    if (dim % 64 != 0) out[words - 1] &= (uint64_t{1} << (dim % 64)) - 1;
+  }
+}

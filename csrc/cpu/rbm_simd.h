@@ -1,0 +1,26 @@
+// Vectorised softplus and sigmoid over float arrays for the fused RBM rows (fused_rows.h):
+// an item's free energy needs H of them, and scalar log1pf/expf cost most of the step.
+// Compiled for AVX-512, AVX2 and the baseline and chosen at run time (simd_level.h), like
+// contrastive_simd.h. Torch-free. Accuracy: vec_exp.h's exp_f32 and log_f32 (under 1 ulp
+// each); log1p(t) is computed as log(1 + t), so softplus of z < -17 is off by up to 1e-7
+// absolute, below the float32 rounding of the sums it enters.
+#pragma once
+
+#include <cstdint>
+
+namespace edfast {
+namespace cpu {
+
+struct RbmVectorKernels {
+  // sum_h (softplus(pre[h]) - softplus_y[h]), h < n.
+  float (*softplus_change_sum)(const float* pre, const float* softplus_y, int64_t n);
+  // out[h] = softplus(in[h]).
+  void (*softplus)(const float* in, float* out, int64_t n);
+  // sigmoid[h] = 1 / (1 + exp(-pre[h])) and acc[h] += c * sigmoid[h].
+  void (*sigmoid_accumulate)(const float* pre, float c, float* sigmoid, float* acc, int64_t n);
+};
+
+const RbmVectorKernels& rbm_vector_kernels();
+
+}  // namespace cpu
+}  // namespace edfast
