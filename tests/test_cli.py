@@ -71,6 +71,61 @@ def test_seed_reproduces_the_run(tmp_path):
     assert runs["a"] != runs["c"]
 
 
+def _recording_loss(monkeypatch, unavailable=False):
+    """Replaces edfast.energy_discrepancy by a wrapper that records its ``fused`` argument and
+    computes the loss on the generic path (so ``--fused on`` runs whether or not this build
+    has the fused kernel); with ``unavailable``, fused=True raises as it does where no kernel
+    serves."""
+    import edfast
+
+    real, seen = edfast.energy_discrepancy, []
+
+    def recording(*args, fused="auto", **kwargs):
+        seen.append(fused)
+        if fused is True and unavailable:
+            raise ValueError("fused=True: edfast has no fused kernel for this energy (simulated)")
+        return real(*args, fused=False if fused is True else fused, **kwargs)
+
+    monkeypatch.setattr(edfast, "energy_discrepancy", recording)
+    return seen
+
+
+@pytest.mark.parametrize("task", ["ising", "digits"])
+@pytest.mark.parametrize("setting, expected", [(None, "auto"), ("auto", "auto"), ("on", True), ("off", False)])
+def test_fused_option_reaches_the_loss_and_metrics(task, setting, expected, tmp_path, monkeypatch):
+    seen = _recording_loss(monkeypatch)
+    extra = [] if setting is None else ["--fused", setting]
+    assert _train(task, tmp_path, *extra) == 0
+    # Every training step (3) goes through energy_discrepancy with the setting (--fused on also
+    # checks once, before training, that a fused kernel serves the model).
+    assert seen.count(expected) == 3 + (expected is True) and set(seen) == {expected}
+    assert json.loads((tmp_path / "metrics.json").read_text())["fused"] == (setting or "auto")
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["args"]["fused"] == (setting or "auto")
+
+
+@pytest.mark.parametrize("task", ["ising", "digits"])
+def test_fused_on_and_off_train_alike(task, tmp_path):
+    """ising (Ising under Bernoulli) and digits (BernoulliRBM) have fused kernels: --fused on
+    trains through them, and its first loss is the generic path's (same seed, same negatives).
+    Only the first: Adam moves every parameter by about lr whatever its gradient's size, so
+    float-level differences in near-zero gradients (Ising starts at J = 0) change later steps."""
+    losses = {}
+    for setting in ("on", "off"):
+        assert _train(task, tmp_path / setting, "--fused", setting, "--steps", "1") == 0
+        metrics = json.loads((tmp_path / setting / "metrics.json").read_text())
+        assert metrics["fused"] == setting and metrics["steps"] == 1
+        losses[setting] = metrics["final_loss"]
+    assert losses["on"] == pytest.approx(losses["off"], rel=1e-5, abs=1e-6)
+
+
+def test_fused_on_without_a_fused_kernel_is_one_line(tmp_path, monkeypatch, capsys):
+    seen = _recording_loss(monkeypatch, unavailable=True)
+    assert _train("digits", tmp_path, "--fused", "on") == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "argument --fused: on: fused=True: edfast has no fused kernel" in line, line
+    assert seen == [True] and not (tmp_path / "metrics.json").exists()  # stopped before training
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["train", "toy", "--steps", "0"], "--steps"),
     (["train", "toy", "--steps", "many"], "--steps"),
@@ -80,6 +135,7 @@ def test_seed_reproduces_the_run(tmp_path):
     (["train", "ising", "--size", "1"], "--size"),
     (["train", "ising", "--perturbation", "gaussian"], "bernoulli, bitflip"),
     (["train", "ising", "--epsilon", "1.5"], "--epsilon"),
+    (["train", "ising", "--fused", "yes"], "auto, on, off"),
     (["train", "toy", "--w", "-1"], "--w"),
     (["train", "toy", "--device", "tpu"], "--device"),
     (["train", "nosuch"], "nosuch"),
@@ -114,7 +170,7 @@ def test_help_lists_commands_and_options(capsys):
         assert main(["train", task, "--help"]) == 0
         text = capsys.readouterr().out
         for option in ("--steps", "--batch-size", "--m", "--out", "--device", "--seed", "--lr",
-                       "--w", "--quiet"):
+                       "--w", "--fused", "--quiet"):
             assert option in text, (task, option)
     assert main(["train", "toy", "--help"]) == 0
     assert "--dataset" in capsys.readouterr().out

@@ -52,9 +52,25 @@ def _needed(rows: List[dict], case: str, competitor: str, m: int, key: str) -> d
         raise MeasurementError(f"{competitor} at M={m} is {row['status']}: {row['note']}")
     if row.get(key) is None and not (key == "peak_bytes" and row.get("memory_skipped")):
         raise MeasurementError(f"{competitor} at M={m} has no {key}")
-    if row.get(key) is not None and row[key] <= 0:
+    if row.get(key) is not None and row[key] <= 0 and not (key == "peak_bytes" and row.get("memory_resolution")):
         raise MeasurementError(f"{competitor} at M={m} has {key} = {row[key]}, too small to divide by")
     return row
+
+
+def _peak(row: dict) -> float:
+    """A peak as the memory targets use it: never below the measurement's resolution
+    (``memory_resolution``: CPU resident-size counters lag by up to 64 pages per thread;
+    0 on CUDA). A peak that small cannot be told from one at the resolution, so a target
+    reads it as the resolution: flat when every peak is below it, and never a smaller
+    numerator of a ratio than what could be measured (a denominator is taken as measured)."""
+    return max(row["peak_bytes"], row.get("memory_resolution") or 0)
+
+
+def _mb(row: dict) -> str:
+    shown = f"{row['peak_bytes'] * 2.0**-20:.1f} MB"
+    if row["peak_bytes"] < (row.get("memory_resolution") or 0):
+        shown += f" (< resolution {row['memory_resolution'] * 2.0**-20:.2f} MB)"
+    return shown
 
 
 def evaluate(check: Check, case: Case, rows: List[dict]) -> dict:
@@ -78,16 +94,22 @@ def evaluate(check: Check, case: Case, rows: List[dict]) -> dict:
     skipped = [r["memory_skipped"] for r in found.values() if r.get(key) is None]
     if skipped:
         return dict(result, detail=f"skipped: peak memory not measured ({skipped[0]})")
-    scale, unit = (1e3, "ms") if key == "median_s" else (2.0**-20, "MB")
     if check.kind == "memory_flatness":
-        peaks = {m: found[primary, m][key] for m in check.ms}
+        peaks = {m: _peak(found[primary, m]) for m in check.ms}
         value = max(peaks.values()) / min(peaks.values()) - 1
-        detail = ", ".join(f"M={m}: {p * scale:.1f} {unit}" for m, p in peaks.items())
+        detail = ", ".join(f"M={m}: {_mb(found[primary, m])}" for m in check.ms)
+    elif key == "peak_bytes":
+        mine, theirs = found[primary, case.m], found[check.against, case.m]
+        if theirs[key] <= 0:
+            raise MeasurementError(f"target {check.label!r} of {case.name}: {check.against} at M={case.m} "
+                                   f"has {key} = {theirs[key]}, too small to divide by")
+        value = _peak(mine) / theirs[key]
+        detail = f"{primary} {_mb(mine)} / {check.against} {_mb(theirs)} at M={case.m}"
     else:
         mine, theirs = found[primary, case.m], found[check.against, case.m]
         value = mine[key] / theirs[key]
-        detail = (f"{primary} {mine[key] * scale:.1f} {unit} / {check.against} "
-                  f"{theirs[key] * scale:.1f} {unit} at M={case.m}")
+        detail = (f"{primary} {mine[key] * 1e3:.1f} ms / {check.against} "
+                  f"{theirs[key] * 1e3:.1f} ms at M={case.m}")
     return dict(result, value=value, ok=value <= check.target, detail=detail)
 
 

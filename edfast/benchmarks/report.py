@@ -11,7 +11,7 @@ from edfast.benchmarks import MeasurementError
 
 CSV_FIELDS = [
     "suite", "device", "date", "case", "description", "competitor", "m", "batch", "status", "note",
-    "median_ms", "iqr_ms", "runs", "time_ratio", "peak_mb", "memory_ratio", "memory_method",
+    "median_ms", "iqr_ms", "runs", "time_ratio", "peak_mb", "memory_ratio", "memory_method", "peak_resolution_mb",
     "gflop", "negatives_mb", "floor_ms", "floor_materialised_ms", "floor_fraction",
     "gemm_gflops", "bandwidth_gbs", "load", "cpu", "cores", "threads", "torch", "gpu",
 ]
@@ -28,6 +28,7 @@ def csv_row(row: dict) -> Dict[str, str]:
         "median_ms": _fmt(row.get("median_s"), ".4g", 1e3), "iqr_ms": _fmt(row.get("iqr_s"), ".3g", 1e3),
         "time_ratio": _fmt(row.get("time_ratio"), ".3f"), "memory_ratio": _fmt(row.get("memory_ratio"), ".3f"),
         "peak_mb": _fmt(row.get("peak_bytes"), ".4g", 2.0**-20), "gflop": _fmt(row.get("flops"), ".4g", 1e-9),
+        "peak_resolution_mb": _fmt(row.get("memory_resolution"), ".3g", 2.0**-20),
         "negatives_mb": _fmt(row.get("negatives_bytes"), ".4g", 2.0**-20),
         "floor_ms": _fmt(row.get("floor_s"), ".4g", 1e3),
         "floor_materialised_ms": _fmt(row.get("floor_materialised_s"), ".4g", 1e3),

@@ -130,6 +130,7 @@ def _measure_memory(rows: List[dict], device: str, jobs: int, quick: bool) -> st
                 print(f"  {row['case']:<14} M={row['m']:<4} {row['competitor']:<20} FAILED: {err}", flush=True)
                 continue
             row["peak_bytes"], row["memory_method"] = answer["peak_bytes"], answer["method"]
+            row["memory_resolution"] = answer.get("resolution_bytes", 0)
             methods.add(answer["method"])
             print(f"  {row['case']:<14} M={row['m']:<4} {row['competitor']:<20} peak "
                   f"{row['peak_bytes'] / 2**20:.1f} MB", flush=True)
