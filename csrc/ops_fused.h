@@ -73,7 +73,11 @@ const T* optional_data(const OptionalTensor& t) {
   return t.has_value() ? t->data_ptr<T>() : nullptr;
 }
 
-inline Tensor symmetric(const Tensor& k) { return (k + k.t()).mul_(0.5); }
+// (K + K^T) / 2, or K itself when it is symmetric already (the modules' couplings are): no copy.
+inline Tensor symmetric(const Tensor& k) {
+  if (at::equal(k, k.t())) return k.contiguous();
+  return (k + k.t()).mul_(0.5);
+}
 
 // ---------------------------------------------------------------- Ising
 
@@ -120,14 +124,12 @@ std::tuple<Tensor, Tensor> ising_ed(const Tensor& x, const Tensor& coupling, con
   return {v, log_normaliser};
 }
 
-// grad_K = -alpha (v_y^T r + r^T v_y + S) with S = upper + upper^T - diag(upper), from the
-// kernels' upper triangle. It is symmetric entry for entry (a + b == b + a in floating point),
-// so it is also the gradient of J in K = (J + J^T) / 2.
-inline Tensor coupling_gradient(const Tensor& state, const Tensor& r, const Tensor& upper, double alpha) {
-  Tensor grad_k = state.t().mm(r);
-  grad_k = grad_k + grad_k.t();
-  grad_k.add_(upper).add_(upper.triu(1).t()).mul_(-alpha);
-  return grad_k;
+// grad_K = -alpha (v_y^T r + r^T v_y + S), S symmetric, computed as -alpha (G + G^T) with
+// G = v_y^T r + S / 2: symmetric entry for entry (a + b == b + a in floating point), so it is
+// also the gradient of J in K = (J + J^T) / 2. Two [N, N] temporaries besides S.
+inline Tensor coupling_gradient(const Tensor& state, const Tensor& r, const Tensor& s, double alpha) {
+  Tensor g = state.t().mm(r).add_(s, 0.5);
+  return g.add(g.t()).mul_(-alpha);
 }
 
 template <class Kernels>
@@ -280,7 +282,9 @@ std::tuple<Tensor, Tensor, Tensor> rbm_ed_backward(const Tensor& grad_v, const T
                           norm.data_ptr<scalar_t>(), a.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(),
                           gwt.data_ptr<scalar_t>());
   });
-  Tensor grad_weight = a.t().mm(s.y).add_(gwt.t()).neg_();
+  // grad_W = -(a^T y + gwt^T), written into gwt's storage (as its transpose) to save an [H, V].
+  Tensor grad_weight = gwt.t();
+  grad_weight.addmm_(a.t(), s.y).neg_();
   return {grad_weight, r.sum(0).neg_(), a.sum(0).neg_()};
 }
 

@@ -119,6 +119,12 @@ void pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const P
       for (int64_t b = entry.entry; b < row.start[entry.item + 1]; ++b) s_row[row.index[b]] += c * row.value[b];
     });
   }
+  // The lower triangle from the upper: S is symmetric.
+  at::parallel_for(1, state, rows_per_task(state), [&](int64_t begin, int64_t end) {
+    for (int64_t l = begin; l < end; ++l) {
+      for (int64_t k = 0; k < l; ++k) s[l * state + k] = s[k * state + l];
+    }
+  });
 }
 
 template void pairwise_forward<float>(const FusedShape&, const FusedNoise&, const PairwiseInputs<float>&, float*, float*);

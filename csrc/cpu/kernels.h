@@ -28,8 +28,8 @@ void contrastive_backward(FloatType type, const void* grad_v, const void* e_pos,
                           const void* log_normaliser, void* grad_pos, void* grad_neg,
                           const ContrastShape& shape);
 // Fused ED (csrc/cpu/fused.cpp). Forward: v [B] and log_normaliser [B]. Pairwise backward:
-// r [B, N] (sum_n c_n delta_n per row) and s [N, N] (the upper triangle, k <= l, of
-// sum_n c_n delta_n delta_n^T; zero below the diagonal); RBM
+// r [B, N] (sum_n c_n delta_n per row) and s [N, N] (sum_n c_n delta_n delta_n^T, symmetric);
+// RBM
 // backward: a [B, H] (sum_n c_n sigmoid(pre_n)), r [B, V] and gwt [V, H] (sum_n c_n
 // delta_n sigmoid(pre_n)^T). See csrc/core/pairwise.h and csrc/core/rbm.h.
 template <typename T>

@@ -45,8 +45,9 @@ class Ising(nn.Module):
     def coupling(self) -> torch.Tensor:
         """Effective J [D, D]: symmetric, zero diagonal, zero outside ``mask``."""
         w = self.weight
-        j = 0.5 * (w + w.T)
-        j = j * (1.0 - torch.eye(self.dim, dtype=w.dtype, device=w.device))
+        # In place on the fresh sum: one [D, D] temporary instead of four (memory of the
+        # fused path, whose other buffers are [B, D]).
+        j = (w + w.T).mul_(0.5).fill_diagonal_(0.0)
         if self.mask is not None:
             j = j * self.mask
         return j

@@ -48,11 +48,11 @@ class Potts(nn.Module):
     def coupling(self) -> torch.Tensor:
         """Effective J [D, K, D, K]: J[i,a,j,b] = J[j,b,i,a], zero i == j blocks, masked."""
         w = self.weight
-        j = 0.5 * (w + w.permute(2, 3, 0, 1))
         site_mask = 1.0 - torch.eye(self.dim, dtype=w.dtype, device=w.device)
         if self.mask is not None:
             site_mask = site_mask * self.mask
-        return j * site_mask[:, None, :, None]
+        # In place on the fresh sum: one [D, K, D, K] temporary (memory of the fused path).
+        return (w + w.permute(2, 3, 0, 1)).mul_(0.5).mul_(site_mask[:, None, :, None])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
