@@ -282,9 +282,9 @@ std::tuple<Tensor, Tensor, Tensor> rbm_ed_backward(const Tensor& grad_v, const T
                           norm.data_ptr<scalar_t>(), a.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(),
                           gwt.data_ptr<scalar_t>());
   });
-  // grad_W = -(a^T y + gwt^T), written into gwt's storage (as its transpose) to save an [H, V].
-  Tensor grad_weight = gwt.t();
-  grad_weight.addmm_(a.t(), s.y).neg_();
+  // grad_W = -(a^T y + gwt^T), contiguous like the weight (the fake kernel's layout, and the
+  // one AccumulateGrad keeps without a copy).
+  Tensor grad_weight = at::mm(a.t(), s.y).add_(gwt.t()).neg_();
   return {grad_weight, r.sum(0).neg_(), a.sum(0).neg_()};
 }
 

@@ -47,7 +47,15 @@ int64_t rows_per_chunk(int64_t negatives) { return std::max<int64_t>(1, kItemsPe
 
 namespace {
 
-// Items and energies of a tile of rows, k-major (pairwise_tile_energies).
+// Whether the coupling matrix stays in a core's L2 cache (256 KB, a quarter of Zen 4's): then
+// the item-by-item energies are faster; a larger one is read k-major over a tile of rows
+// (pairwise_tile_energies). Both give bit-identical energies.
+template <typename T>
+bool coupling_fits_in_cache(int64_t state) {
+  return state * state * static_cast<int64_t>(sizeof(T)) <= (int64_t{256} << 10);
+}
+
+// Items and energies of a tile of rows.
 template <typename T>
 struct Tile {
   RowScratch<T> row;
@@ -61,8 +69,22 @@ struct Tile {
       pairwise_row_items(in, shape, noise, first + r, row);
       std::swap(items[r], row.items);
     }
-    energy.resize(static_cast<size_t>(rows * (shape.negatives + 1)));
-    pairwise_tile_energies(in, shape, first, rows, items, energy.data(), by_index);
+    const int64_t n_items = shape.negatives + 1;
+    energy.resize(static_cast<size_t>(rows * n_items));
+    if (coupling_fits_in_cache<T>(shape.state)) {  // item by item: its entries stay in L1
+      for (int64_t r = 0; r < rows; ++r) {
+        const RowItems<T>& row_items = items[r];
+        const T* field = in.field + (first + r) * shape.state;
+        for (int64_t n = 0; n < n_items; ++n) {
+          const int64_t start = row_items.start[n];
+          energy[r * n_items + n] = core::pairwise_item_energy<T, T>(
+              in.coupling, shape.state, field, in.bias, row_items.index.data() + start,
+              row_items.value.data() + start, row_items.count(n), in.alpha);
+        }
+      }
+    } else {
+      pairwise_tile_energies(in, shape, first, rows, items, energy.data(), by_index);
+    }
   }
 };
 

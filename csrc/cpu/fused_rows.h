@@ -28,21 +28,33 @@ namespace cpu {
 // increasing index order (the backward sums the upper triangle of delta delta^T).
 template <typename T>
 struct RowItems {
-  std::vector<int32_t> index;
+  std::vector<int32_t> index;  // entries [0, size()); the storage may be longer
   std::vector<T> value;
   std::vector<int64_t> start;
 
   void clear() {
-    index.clear();
-    value.clear();
+    entries_ = 0;
     start.assign(1, 0);
   }
+  // The hot loop of the row builders: a capacity check, two stores (std::vector::push_back
+  // did not inline there).
   void push(int64_t i, T v) {
-    index.push_back(static_cast<int32_t>(i));
-    value.push_back(v);
+    if (entries_ == static_cast<int64_t>(index.size())) grow();
+    index[entries_] = static_cast<int32_t>(i);
+    value[entries_] = v;
+    ++entries_;
   }
-  void close() { start.push_back(static_cast<int64_t>(index.size())); }
+  void close() { start.push_back(entries_); }
+  int64_t size() const { return entries_; }
   int64_t count(int64_t n) const { return start[n + 1] - start[n]; }
+
+ private:
+  void grow() {
+    const size_t capacity = index.empty() ? 256 : 2 * index.size();
+    index.resize(capacity);
+    value.resize(capacity);
+  }
+  int64_t entries_ = 0;
 };
 
 // Categorical negatives drawn at once into a per-thread buffer (one word per coordinate): the
@@ -239,8 +251,8 @@ struct EntriesByIndex {
     offset.assign(static_cast<size_t>(state + 1), 0);
     int64_t total = 0;
     for (int64_t r = 0; r < rows; ++r) {
-      for (int32_t k : items[r].index) ++offset[k + 1];
-      total += static_cast<int64_t>(items[r].index.size());
+      for (int64_t a = 0; a < items[r].size(); ++a) ++offset[items[r].index[a] + 1];
+      total += items[r].size();
     }
     for (int64_t k = 0; k < state; ++k) offset[k + 1] += offset[k];
     entries.resize(static_cast<size_t>(total));
