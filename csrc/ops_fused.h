@@ -94,7 +94,7 @@ inline IsingState ising_state(const char* op, const Tensor& x, const Tensor& cou
   if (bias.has_value()) check_parameter(op, "bias", *bias, {d}, coupling);
   TORCH_CHECK_TYPE(x.scalar_type() == coupling.scalar_type(), "edfast.", op, ": x must be ", coupling.scalar_type(),
                    " like the parameters, got ", x.scalar_type());
-  check_perturb(x, kind, param, c10::nullopt, m, seed, row_offset, 0);
+  // x's values (0/1) are checked by edfast::perturb in draw_y.
   IsingState s;
   s.x = x.contiguous();
   s.y = draw_y(s.x, kind, param, c10::nullopt, seed, row_offset);
@@ -234,7 +234,7 @@ inline RbmState rbm_state(const char* op, const Tensor& x, const Tensor& weight,
   check_parameter(op, "hidden_bias", hidden_bias, {hidden}, weight);
   TORCH_CHECK_TYPE(x.scalar_type() == weight.scalar_type(), "edfast.", op, ": x must be ", weight.scalar_type(),
                    " like the parameters, got ", x.scalar_type());
-  check_perturb(x, kind, param, c10::nullopt, m, seed, row_offset, 0);
+  // x's values (0/1) are checked by edfast::perturb in draw_y.
   RbmState s;
   s.x = x.contiguous();
   s.y = draw_y(s.x, kind, param, c10::nullopt, seed, row_offset);

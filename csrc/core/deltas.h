@@ -50,10 +50,12 @@ EDFAST_INLINE void for_each_transition_change(const RowStream& stream, const int
 
 // The change of one flipped coordinate in the families' state vectors, from y's value there:
 // Ising spins s = 2y - 1 move by -2s = 2 - 4y; the RBM's x moves by 1 - 2y.
+// Arithmetic, not a branch: y is an exact 0 or 1 (or -0), and a branch on it mispredicts half
+// the time.
 template <typename T>
-EDFAST_INLINE T spin_flip_delta(T y) { return y != T(0) ? T(-2) : T(2); }
+EDFAST_INLINE T spin_flip_delta(T y) { return T(2) - T(4) * y; }
 template <typename T>
-EDFAST_INLINE T binary_flip_delta(T y) { return y != T(0) ? T(-1) : T(1); }
+EDFAST_INLINE T binary_flip_delta(T y) { return T(1) - T(2) * y; }
 
 }  // namespace core
 }  // namespace edfast

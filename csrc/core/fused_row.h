@@ -60,17 +60,15 @@ EDFAST_INLINE unsigned transition_change_mask(const RowStream& stream, int64_t b
   return mask;
 }
 
-// Entry a's term of pairwise_item_energy: summed over a in order, these are that function's
-// result bit for bit (the same operations).
+// Entry a's term of pairwise_item_energy (the same operations: summed over a in order they
+// give its result bit for bit), so that lanes can split an item's entries.
 template <typename T, typename A>
-EDFAST_INLINE A pairwise_entry_energy(const T* coupling, int64_t state, const T* field, const T* bias,
-                                      const int32_t* index, const T* value, int64_t count, int64_t a, A alpha) {
+EDFAST_INLINE A pairwise_item_entry_energy(const T* coupling, int64_t state, const T* field, const T* bias,
+                                           const int32_t* index, const T* value, int64_t count, int64_t a, A alpha) {
   const T* row = coupling + static_cast<int64_t>(index[a]) * state;
-  const A va = static_cast<A>(value[a]);
-  A pairs = A(0);  // sum over c > a of value_c K[index_a, index_c]
-  for (int64_t c = a + 1; c < count; ++c) pairs += static_cast<A>(value[c]) * static_cast<A>(row[index[c]]);
-  const A linear = A(2) * alpha * static_cast<A>(field[index[a]]) + (bias ? static_cast<A>(bias[index[a]]) : A(0));
-  return va * (linear + alpha * (va * static_cast<A>(row[index[a]]) + A(2) * pairs));
+  const A pairs = gathered_dot<T, A>(row, index, value, a + 1, count);  // sum over c > a
+  return pairwise_entry_energy(static_cast<A>(value[a]), pairs, static_cast<A>(field[index[a]]),
+                               bias ? static_cast<A>(bias[index[a]]) : A(0), static_cast<A>(row[index[a]]), alpha);
 }
 
 // Hidden unit h's pre-activation of an RBM item: pre_y[h] plus the columns of W at its flips

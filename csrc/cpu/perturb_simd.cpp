@@ -94,6 +94,18 @@ bool dense_flip_bitmap(uint64_t seed, uint64_t row, uint32_t first_stream, int64
 #endif
 }
 
+bool first_words(uint64_t seed, uint64_t row, uint32_t first_stream, int64_t streams, uint32_t* out) {
+#ifdef EDFAST_X86_SIMD
+  switch (simd_level()) {
+    case SimdLevel::kAvx512: avx512::first_words(seed, row, first_stream, streams, out); return true;
+    case SimdLevel::kAvx2: avx2::first_words(seed, row, first_stream, streams, out); return true;
+    default: return false;
+  }
+#else
+  return false;
+#endif
+}
+
 #undef EDFAST_SIMD_DISPATCH
 
 }  // namespace simd

@@ -31,6 +31,9 @@ bool transition_rows(const int64_t* x, int64_t* y, int64_t* negatives, const Per
 bool dense_flip_bitmap(uint64_t seed, uint64_t row, uint32_t first_stream, int64_t streams, int64_t dim,
                        uint64_t threshold, uint64_t* bitmap);
 
+// Word 0 of block 0 of `streams` streams (ids first_stream + s) of one row: BitFlip's draws.
+bool first_words(uint64_t seed, uint64_t row, uint32_t first_stream, int64_t streams, uint32_t* out);
+
 }  // namespace simd
 }  // namespace cpu
 }  // namespace edfast

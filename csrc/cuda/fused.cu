@@ -192,7 +192,7 @@ struct Pairwise {
     const T* field = in.field + i * state;
     T partial = T(0);
     for (int64_t a = lane; a < list.count; a += kWarp) {
-      partial += core::pairwise_entry_energy<T, T>(in.coupling, state, field, in.bias, list.index, list.value,
+      partial += core::pairwise_item_entry_energy<T, T>(in.coupling, state, field, in.bias, list.index, list.value,
                                                    list.count, a, in.alpha);
     }
     return warp_sum(partial);

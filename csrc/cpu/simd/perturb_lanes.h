@@ -315,3 +315,19 @@ inline void dense_flip_bitmap(uint64_t seed, uint64_t row, uint32_t first_stream
     if (dim % 64 != 0) out[words - 1] &= (uint64_t{1} << (dim % 64)) - 1;
   }
 }
+
+// Word 0 of block 0 of streams first_stream + s, s < streams, of `row` (BitFlip's one draw per
+// stream, core::bitflip_coordinate), kCount streams per Philox batch.
+inline void first_words(uint64_t seed, uint64_t row, uint32_t first_stream, int64_t streams, uint32_t* out) {
+  constexpr int kCount = Lanes::kCount;
+  alignas(64) uint32_t words[kCount];
+  const I row_lo = Lanes::set1(static_cast<uint32_t>(row)), row_hi = Lanes::set1(static_cast<uint32_t>(row >> 32));
+  for (int64_t s = 0; s < streams; s += kCount) {
+    I w[4] = {Lanes::set1(0), Lanes::add(Lanes::lane_index(), Lanes::set1(first_stream + static_cast<uint32_t>(s))), row_lo,
+              row_hi};
+    philox(w, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+    Lanes::store(words, w[0]);
+    const int64_t n = streams - s < kCount ? streams - s : kCount;
+    for (int64_t k = 0; k < n; ++k) out[s + k] = words[k];
+  }
+}

@@ -1,0 +1,75 @@
+// CUDA registrations of the fused ED ops: the device-generic bodies of ops_fused.h with the
+// torch-free launchers of csrc/cuda/fused.cu, on the current stream of x's device.
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <tuple>
+
+#include "cuda/launchers.h"
+#include "ops_fused.h"
+
+namespace edfast {
+namespace {
+
+void check_launch(cudaError_t status, const char* launcher) {
+  TORCH_CHECK(status == cudaSuccess, "edfast fused ", launcher, " (ising_ed / potts_ed / rbm_ed): CUDA launch failed: ",
+              cudaGetErrorString(status));
+}
+
+// Called by the op bodies with x's device current (Guarded below), so the current stream is
+// that device's.
+struct CudaKernels {
+  template <typename T>
+  static void pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in, T* v,
+                               T* log_normaliser) {
+    check_launch(cuda::pairwise_forward(shape, noise, in, v, log_normaliser, at::cuda::getCurrentCUDAStream()),
+                 "pairwise_forward");
+  }
+  template <typename T>
+  static void pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in,
+                                const T* grad_v, const T* log_normaliser, T* r, T* s) {
+    check_launch(cuda::pairwise_backward(shape, noise, in, grad_v, log_normaliser, r, s,
+                                         at::cuda::getCurrentCUDAStream()),
+                 "pairwise_backward");
+  }
+  template <typename T>
+  static void rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, T* v,
+                          T* log_normaliser) {
+    check_launch(cuda::rbm_forward(shape, noise, in, v, log_normaliser, at::cuda::getCurrentCUDAStream()),
+                 "rbm_forward");
+  }
+  template <typename T>
+  static void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in,
+                           const T* grad_v, const T* log_normaliser, T* a, T* r, T* gwt) {
+    check_launch(cuda::rbm_backward(shape, noise, in, grad_v, log_normaliser, a, r, gwt,
+                                    at::cuda::getCurrentCUDAStream()),
+                 "rbm_backward");
+  }
+};
+
+// An op body run with the device of its argument kDeviceArg (x) current: the body allocates
+// with x's device explicitly, but the stream and the launches follow the current device.
+template <auto Body, size_t kDeviceArg>
+struct Guarded;
+template <typename R, typename... Args, R (*Body)(Args...), size_t kDeviceArg>
+struct Guarded<Body, kDeviceArg> {
+  static R call(Args... args) {
+    const c10::cuda::CUDAGuard guard(std::get<kDeviceArg>(std::forward_as_tuple(args...)).device());
+    return Body(args...);
+  }
+};
+
+}  // namespace
+
+// x is argument 0 of the forwards and 1 of the backwards (after grad_v).
+TORCH_LIBRARY_IMPL(edfast, CUDA, m) {
+  m.impl("ising_ed", &Guarded<&fused::ising_ed<CudaKernels>, 0>::call);
+  m.impl("ising_ed_backward", &Guarded<&fused::ising_ed_backward<CudaKernels>, 1>::call);
+  m.impl("potts_ed", &Guarded<&fused::potts_ed<CudaKernels>, 0>::call);
+  m.impl("potts_ed_backward", &Guarded<&fused::potts_ed_backward<CudaKernels>, 1>::call);
+  m.impl("rbm_ed", &Guarded<&fused::rbm_ed<CudaKernels>, 0>::call);
+  m.impl("rbm_ed_backward", &Guarded<&fused::rbm_ed_backward<CudaKernels>, 1>::call);
+}
+
+}  // namespace edfast
