@@ -188,19 +188,19 @@ void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInp
       RowScratch<T> scratch;
       for (int64_t i = begin; i < end; ++i) {
         rbm_row_items(in, shape, noise, i, scratch);
-        rbm_row_energies(in, shape, i, scratch);
+        // The items' pre-activations stay in the row's record, to become its sigmoids.
+        std::vector<T>& sig = sigmoid[i - first];
+        sig.resize(static_cast<size_t>(n_items * hidden));
+        rbm_row_energies(in, shape, i, scratch, sig.data());
         std::vector<T>& c = coef[i - first];
         row_coefficients(scratch.energy, shape.negatives, grad_v[i], log_normaliser[i], c);
         row_delta_sum(scratch.items, c, shape.dim, r + i * shape.dim);
-        // a_i = sum_n c_n sigmoid(pre_n); the sigmoids are kept for the sparse pass.
-        std::vector<T>& sig = sigmoid[i - first];
-        sig.resize(static_cast<size_t>(n_items * hidden));
+        // a_i = sum_n c_n sigmoid(pre_n), the sigmoids written over the pre-activations.
         T* a_row = a + i * hidden;
         std::fill(a_row, a_row + hidden, T(0));
-        T* pre = scratch.hidden.data();
         for (int64_t n = 0; n < n_items; ++n) {
-          rbm_item_pre(in, scratch.items, i, n, pre);
-          sigmoid_accumulate(pre, c[n], sig.data() + n * hidden, a_row, hidden);
+          T* item_sig = sig.data() + n * hidden;
+          sigmoid_accumulate(item_sig, c[n], item_sig, a_row, hidden);
         }
         std::swap(items[i - first], scratch.items);
       }

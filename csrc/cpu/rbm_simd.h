@@ -16,7 +16,7 @@ struct RbmVectorKernels {
   float (*softplus_change_sum)(const float* pre, const float* softplus_y, int64_t n);
   // out[h] = softplus(in[h]).
   void (*softplus)(const float* in, float* out, int64_t n);
-  // sigmoid[h] = 1 / (1 + exp(-pre[h])) and acc[h] += c * sigmoid[h].
+  // sigmoid[h] = 1 / (1 + exp(-pre[h])) and acc[h] += c * sigmoid[h]; sigmoid may be pre.
   void (*sigmoid_accumulate)(const float* pre, float c, float* sigmoid, float* acc, int64_t n);
 };
 
