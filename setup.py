@@ -66,7 +66,7 @@ def extension():
     cxx = ["-O3", "-ffp-contract=off", "-fopenmp"]
     link = ["-fopenmp"]
     if want_cuda():
-        sources += ["csrc/ops_cuda.cpp"] + rel("csrc/cuda/*.cu")
+        sources += ["csrc/ops_cuda.cpp", "csrc/ops_fused_cuda.cpp"] + rel("csrc/cuda/*.cu")
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
         nvcc = ["-O3", "-lineinfo", "-Xcompiler", "-ffp-contract=off"]
         return cpp_extension.CUDAExtension(

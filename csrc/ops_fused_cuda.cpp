@@ -17,33 +17,53 @@ void check_launch(cudaError_t status, const char* launcher) {
               cudaGetErrorString(status));
 }
 
+// The launchers' scratch memory from torch's caching allocator, so that it is counted and
+// reused like every other tensor: stream-ordered on the current stream, released to the cache
+// when the launch has been enqueued.
+struct TorchWorkspace {
+  at::Tensor buffer;
+  static void* allocate(size_t bytes, void* self) {
+    auto* workspace = static_cast<TorchWorkspace*>(self);
+    workspace->buffer = at::empty({static_cast<int64_t>(bytes)},
+                                  at::TensorOptions().dtype(at::kByte).device(at::kCUDA, c10::cuda::current_device()));
+    return workspace->buffer.data_ptr();
+  }
+  cuda::WorkspaceAllocator allocator() { return {&TorchWorkspace::allocate, this}; }
+};
+
 // Called by the op bodies with x's device current (Guarded below), so the current stream is
 // that device's.
 struct CudaKernels {
   template <typename T>
   static void pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in, T* v,
                                T* log_normaliser) {
-    check_launch(cuda::pairwise_forward(shape, noise, in, v, log_normaliser, at::cuda::getCurrentCUDAStream()),
+    TorchWorkspace workspace;
+    check_launch(cuda::pairwise_forward(shape, noise, in, v, log_normaliser, at::cuda::getCurrentCUDAStream(),
+                                        workspace.allocator()),
                  "pairwise_forward");
   }
   template <typename T>
   static void pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in,
                                 const T* grad_v, const T* log_normaliser, T* r, T* s) {
+    TorchWorkspace workspace;
     check_launch(cuda::pairwise_backward(shape, noise, in, grad_v, log_normaliser, r, s,
-                                         at::cuda::getCurrentCUDAStream()),
+                                         at::cuda::getCurrentCUDAStream(), workspace.allocator()),
                  "pairwise_backward");
   }
   template <typename T>
   static void rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, T* v,
                           T* log_normaliser) {
-    check_launch(cuda::rbm_forward(shape, noise, in, v, log_normaliser, at::cuda::getCurrentCUDAStream()),
+    TorchWorkspace workspace;
+    check_launch(cuda::rbm_forward(shape, noise, in, v, log_normaliser, at::cuda::getCurrentCUDAStream(),
+                                   workspace.allocator()),
                  "rbm_forward");
   }
   template <typename T>
   static void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in,
                            const T* grad_v, const T* log_normaliser, T* a, T* r, T* gwt) {
+    TorchWorkspace workspace;
     check_launch(cuda::rbm_backward(shape, noise, in, grad_v, log_normaliser, a, r, gwt,
-                                    at::cuda::getCurrentCUDAStream()),
+                                    at::cuda::getCurrentCUDAStream(), workspace.allocator()),
                  "rbm_backward");
   }
 };

@@ -18,13 +18,18 @@ EDFAST_INLINE double acc_exp(double x) { return exp(x); }
 EDFAST_INLINE float acc_log(float x) { return logf(x); }
 EDFAST_INLINE double acc_log(double x) { return log(x); }
 
+// -inf of acc_t from the INFINITY macro: std::numeric_limits<>::infinity() is a host-only
+// constexpr function that device code may not call (nvcc warning 20013).
+template <typename acc_t>
+EDFAST_INLINE acc_t negative_infinity() { return -static_cast<acc_t>(INFINITY); }
+
 template <typename acc_t>
 struct OnlineLogSumExp {
   acc_t max;  // running maximum of the terms pushed (-inf when none)
   acc_t sum;  // sum of exp(term - max)
 
   EDFAST_INLINE static OnlineLogSumExp empty() {
-    return OnlineLogSumExp{-std::numeric_limits<acc_t>::infinity(), acc_t(0)};
+    return OnlineLogSumExp{negative_infinity<acc_t>(), acc_t(0)};
   }
 
   // Adds exp(term). -inf terms contribute nothing; a NaN term becomes the max so that it
@@ -33,7 +38,7 @@ struct OnlineLogSumExp {
     if (term > max || term != term) {
       sum = sum * acc_exp(max - term) + acc_t(1);
       max = term;
-    } else if (term == -std::numeric_limits<acc_t>::infinity()) {
+    } else if (term == negative_infinity<acc_t>()) {
       return;
     } else if (term == max) {
       sum += acc_t(1);
@@ -51,7 +56,7 @@ struct OnlineLogSumExp {
     if (other.max > max || other.max != other.max) {
       sum = sum * acc_exp(max - other.max) + other.sum;
       max = other.max;
-    } else if (other.max == -std::numeric_limits<acc_t>::infinity()) {
+    } else if (other.max == negative_infinity<acc_t>()) {
       return;
     } else if (other.max == max) {
       sum += other.sum;

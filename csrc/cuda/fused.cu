@@ -3,8 +3,9 @@
 // Layout: one block per data row (a grid-stride loop over rows), its kWarps warps over the
 // row's items: warp 0 takes the data row's item (item 0, where x and y differ), then warp w
 // negatives w, w + kWarps, ... A warp builds an item's change list in its slot of a global
-// workspace (capacity D entries, 2D for Potts' one-hot pairs; allocated per launch with
-// cudaMallocAsync and sized by the grid, not by B): its lanes probe 4-coordinate blocks and a
+// workspace (capacity D entries, 2D for Potts' one-hot pairs; allocated per launch from the
+// caller's allocator, torch's caching allocator in the ops, else cudaMallocAsync; sized by the
+// grid, not by B): its lanes probe 4-coordinate blocks and a
 // warp scan packs the changes in increasing d, except for BitFlip and sparse Bernoulli, whose
 // few flips lane 0 draws in sequence. The lanes then split the item's delta energy (Ising/Potts:
 // over entries; RBM: over hidden units, keeping the pre-activations in the slot) and reduce it
@@ -176,7 +177,7 @@ __device__ void build_item(const Changes& changes, const FusedShape& shape, cons
 
 // ------------------------------------------------------------------ the families
 
-// Ising and Potts (csrc/core/pairwise.h): E_n = sum over entries of pairwise_entry_energy.
+// Ising and Potts (csrc/core/pairwise.h): E_n = sum over entries of pairwise_item_entry_energy.
 template <typename T, typename Changes>
 struct Pairwise {
   Changes changes;
@@ -192,8 +193,8 @@ struct Pairwise {
     const T* field = in.field + i * state;
     T partial = T(0);
     for (int64_t a = lane; a < list.count; a += kWarp) {
-      partial += core::pairwise_item_entry_energy<T, T>(in.coupling, state, field, in.bias, list.index, list.value,
-                                                   list.count, a, in.alpha);
+      partial += core::pairwise_item_entry_energy<T, T>(in.coupling, state, field, in.bias, list.index,
+                                                        list.value, list.count, a, in.alpha);
     }
     return warp_sum(partial);
   }
@@ -344,20 +345,28 @@ __global__ void backward_kernel(Workspace<T> workspace, Family family, FusedShap
 // slot, allocated on the stream for this launch.
 template <typename T, auto Kernel, typename... Args>
 cudaError_t launch_rows(const FusedShape& shape, int64_t capacity, int64_t hidden, cudaStream_t stream,
-                        Args... args) {
+                        WorkspaceAllocator allocator, Args... args) {
   if (shape.batch == 0) return cudaSuccess;
   capacity = capacity > 0 ? capacity : 1;  // no zero-byte allocation for D = 0
   const size_t block_bytes = kSlots * Workspace<T>::slot_bytes(capacity, hidden);
   const int64_t affordable = static_cast<int64_t>(static_cast<size_t>(kWorkspaceBudget) / block_bytes);
   const int64_t grid = std::min<int64_t>(grid_stride_blocks(shape.batch, 1, kThreads), std::max<int64_t>(1, affordable));
+  const size_t bytes = static_cast<size_t>(grid) * block_bytes;
   void* memory = nullptr;
-  cudaError_t status = cudaMallocAsync(&memory, static_cast<size_t>(grid) * block_bytes, stream);
-  if (status != cudaSuccess) return status;
+  cudaError_t status = cudaSuccess;
+  if (allocator.allocate != nullptr) {
+    memory = allocator.allocate(bytes, allocator.state);
+    if (memory == nullptr) return cudaErrorMemoryAllocation;
+  } else {
+    status = cudaMallocAsync(&memory, bytes, stream);
+    if (status != cudaSuccess) return status;
+  }
   T* values = static_cast<T*>(memory);
   const Workspace<T> workspace{values, reinterpret_cast<int32_t*>(values + grid * kSlots * (capacity + hidden)),
                                capacity, hidden};
   status = launch<Kernel>(dim3(static_cast<unsigned>(grid)), dim3(kThreads), kSharedValues * sizeof(T), stream,
                           workspace, args...);
+  if (allocator.allocate != nullptr) return status;  // the allocator's owner frees it
   const cudaError_t freed = cudaFreeAsync(memory, stream);
   return status != cudaSuccess ? status : freed;
 }
@@ -381,57 +390,59 @@ cudaError_t with_pairwise(const FusedShape& shape, const FusedNoise& noise, cons
 
 template <typename T>
 cudaError_t pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in, T* v,
-                             T* log_normaliser, cudaStream_t stream) {
+                             T* log_normaliser, cudaStream_t stream, WorkspaceAllocator allocator) {
   return with_pairwise<T>(shape, noise, in, nullptr, nullptr, [&](auto family, int64_t capacity) {
-    return launch_rows<T, forward_kernel<T, decltype(family)>>(shape, capacity, 0, stream, family, shape, noise, v,
+    return launch_rows<T, forward_kernel<T, decltype(family)>>(shape, capacity, 0, stream, allocator, family, shape, noise, v,
                                                                log_normaliser, log_negatives<T>(shape));
   });
 }
 
 template <typename T>
 cudaError_t pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in,
-                              const T* grad_v, const T* log_normaliser, T* r, T* s, cudaStream_t stream) {
+                              const T* grad_v, const T* log_normaliser, T* r, T* s, cudaStream_t stream,
+                              WorkspaceAllocator allocator) {
   if (shape.state > 0) {
     const cudaError_t status =
         cudaMemsetAsync(s, 0, static_cast<size_t>(shape.state * shape.state) * sizeof(T), stream);
     if (status != cudaSuccess) return status;
   }
   return with_pairwise<T>(shape, noise, in, r, s, [&](auto family, int64_t capacity) {
-    return launch_rows<T, backward_kernel<T, decltype(family)>>(shape, capacity, 0, stream, family, shape, noise,
+    return launch_rows<T, backward_kernel<T, decltype(family)>>(shape, capacity, 0, stream, allocator, family, shape, noise,
                                                                 grad_v, log_normaliser);
   });
 }
 
 template <typename T>
 cudaError_t rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, T* v,
-                        T* log_normaliser, cudaStream_t stream) {
+                        T* log_normaliser, cudaStream_t stream, WorkspaceAllocator allocator) {
   const Rbm<T> family{{false}, in, shape.dim, nullptr, nullptr, nullptr};
-  return launch_rows<T, forward_kernel<T, Rbm<T>>>(shape, shape.dim, in.hidden, stream, family, shape, noise, v,
+  return launch_rows<T, forward_kernel<T, Rbm<T>>>(shape, shape.dim, in.hidden, stream, allocator, family, shape, noise, v,
                                                    log_normaliser, log_negatives<T>(shape));
 }
 
 template <typename T>
 cudaError_t rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, const T* grad_v,
-                         const T* log_normaliser, T* a, T* r, T* gwt, cudaStream_t stream) {
+                         const T* log_normaliser, T* a, T* r, T* gwt, cudaStream_t stream,
+                         WorkspaceAllocator allocator) {
   if (shape.dim > 0 && in.hidden > 0) {
     const cudaError_t status =
         cudaMemsetAsync(gwt, 0, static_cast<size_t>(shape.dim * in.hidden) * sizeof(T), stream);
     if (status != cudaSuccess) return status;
   }
   const Rbm<T> family{{false}, in, shape.dim, a, r, gwt};
-  return launch_rows<T, backward_kernel<T, Rbm<T>>>(shape, shape.dim, in.hidden, stream, family, shape, noise, grad_v,
+  return launch_rows<T, backward_kernel<T, Rbm<T>>>(shape, shape.dim, in.hidden, stream, allocator, family, shape, noise, grad_v,
                                                     log_normaliser);
 }
 
 #define EDFAST_FUSED_INSTANTIATE(T)                                                                                \
   template cudaError_t pairwise_forward<T>(const FusedShape&, const FusedNoise&, const PairwiseInputs<T>&, T*, T*, \
-                                           cudaStream_t);                                                          \
+                                           cudaStream_t, WorkspaceAllocator);                                      \
   template cudaError_t pairwise_backward<T>(const FusedShape&, const FusedNoise&, const PairwiseInputs<T>&,        \
-                                            const T*, const T*, T*, T*, cudaStream_t);                             \
+                                            const T*, const T*, T*, T*, cudaStream_t, WorkspaceAllocator);         \
   template cudaError_t rbm_forward<T>(const FusedShape&, const FusedNoise&, const RbmInputs<T>&, T*, T*,           \
-                                      cudaStream_t);                                                               \
+                                      cudaStream_t, WorkspaceAllocator);                                           \
   template cudaError_t rbm_backward<T>(const FusedShape&, const FusedNoise&, const RbmInputs<T>&, const T*,        \
-                                       const T*, T*, T*, T*, cudaStream_t);
+                                       const T*, T*, T*, T*, cudaStream_t, WorkspaceAllocator);
 EDFAST_FUSED_INSTANTIATE(float)
 EDFAST_FUSED_INSTANTIATE(double)
 #undef EDFAST_FUSED_INSTANTIATE

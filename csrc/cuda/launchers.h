@@ -32,22 +32,32 @@ cudaError_t contrastive_backward(FloatType type, const void* grad_v, const void*
                                  const void* e_neg, const void* log_normaliser, void* grad_pos,
                                  void* grad_neg, const ContrastShape& shape, cudaStream_t stream);
 
+// Where the fused launchers get their scratch memory: allocate(bytes, state) returns device
+// memory valid until the launcher returns and usable by work enqueued on its stream (torch's
+// caching allocator, ops_fused_cuda.cpp). Without one they take it from cudaMallocAsync.
+struct WorkspaceAllocator {
+  void* (*allocate)(size_t bytes, void* state) = nullptr;
+  void* state = nullptr;
+};
+
 // The fused ED ops (csrc/cuda/fused.cu), with the outputs of their CPU twins (csrc/cpu/fused.cpp):
 // forward v [B] and log_normaliser [B]; pairwise backward r [B, N] and s [N, N]; RBM backward
 // a [B, H], r [B, D] and gwt [D, H]. The backwards zero s / gwt themselves and sum them with
 // atomics (as r and a), so unlike the CPU's these sums are not bitwise deterministic.
 template <typename T>
 cudaError_t pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in, T* v,
-                             T* log_normaliser, cudaStream_t stream);
+                             T* log_normaliser, cudaStream_t stream, WorkspaceAllocator workspace = {});
 template <typename T>
 cudaError_t pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in,
-                              const T* grad_v, const T* log_normaliser, T* r, T* s, cudaStream_t stream);
+                              const T* grad_v, const T* log_normaliser, T* r, T* s, cudaStream_t stream,
+                              WorkspaceAllocator workspace = {});
 template <typename T>
 cudaError_t rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, T* v,
-                        T* log_normaliser, cudaStream_t stream);
+                        T* log_normaliser, cudaStream_t stream, WorkspaceAllocator workspace = {});
 template <typename T>
 cudaError_t rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, const T* grad_v,
-                         const T* log_normaliser, T* a, T* r, T* gwt, cudaStream_t stream);
+                         const T* log_normaliser, T* a, T* r, T* gwt, cudaStream_t stream,
+                         WorkspaceAllocator workspace = {});
 
 }  // namespace cuda
 }  // namespace edfast

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -567,6 +569,28 @@ cudaError_t cudaFuncSetAttribute(const void* function, enum cudaFuncAttribute at
   }
   std::lock_guard<std::mutex> lock(cuda_model::g_attributes_mutex);
   cuda_model::g_max_dynamic_shared[function] = value;
+  return cudaSuccess;
+}
+
+// Stream-ordered memory: the model runs everything synchronously, so these act at once. An
+// allocation is a heap block of exactly `size` bytes (AddressSanitizer sees an access past its
+// end), filled with 0xff bytes (NaN floats) like dynamic shared memory, so a read before a
+// write shows.
+cudaError_t cudaMallocAsync(void** pointer, size_t size, cudaStream_t) {
+  if (pointer == nullptr) return cudaErrorInvalidValue;
+  *pointer = size == 0 ? nullptr : std::malloc(size);
+  if (size != 0 && *pointer == nullptr) return cudaErrorMemoryAllocation;
+  if (size != 0) std::memset(*pointer, 0xff, size);
+  return cudaSuccess;
+}
+
+cudaError_t cudaFreeAsync(void* pointer, cudaStream_t) {
+  std::free(pointer);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void* pointer, int value, size_t count, cudaStream_t) {
+  if (count != 0) std::memset(pointer, value, count);
   return cudaSuccess;
 }
 

@@ -278,6 +278,31 @@ TEST_CASE(model, atomics_across_blocks) {
   CHECK(winner[0] >= 0 && winner[0] < 480, "atomicCAS winner %d", winner[0]);
 }
 
+// Stream-ordered memory: exact-size blocks, 0xff until written, memset, free; the kernel sees
+// the bytes the host wrote (the model runs synchronously).
+namespace {
+__global__ void add_one(float* data, int n) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) atomicAdd(data + i, 1.0f);
+}
+}  // namespace
+
+TEST_CASE(model, stream_ordered_memory) {
+  void* memory = nullptr;
+  CHECK(cudaMallocAsync(&memory, 40, nullptr) == cudaSuccess && memory != nullptr);
+  const unsigned char* bytes = static_cast<const unsigned char*>(memory);
+  CHECK(bytes[0] == 0xff && bytes[39] == 0xff, "fresh memory is not 0xff: %x %x", bytes[0], bytes[39]);
+  CHECK(cudaMemsetAsync(memory, 0, 40, nullptr) == cudaSuccess);
+  float* data = static_cast<float*>(memory);
+  launch<add_one>(dim3(1), dim3(64), 0, nullptr, data, 10);
+  bool ones = true;
+  for (int i = 0; i < 10; ++i) ones = ones && data[i] == 1.0f;
+  CHECK(ones, "memset then atomicAdd gave %g ... %g", data[0], data[9]);
+  CHECK(cudaFreeAsync(memory, nullptr) == cudaSuccess);
+  void* empty = &memory;
+  CHECK(cudaMallocAsync(&empty, 0, nullptr) == cudaSuccess && empty == nullptr);
+  CHECK(cudaFreeAsync(nullptr, nullptr) == cudaSuccess);
+}
+
 TEST_CASE(model, device_attributes) {
   int sms = 0, optin = 0;
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
