@@ -27,14 +27,24 @@ void parallel_rows(int64_t begin, int64_t end, int64_t work_per_row, Rows rows) 
   at::parallel_for(begin, end, rows_per_task(work_per_row), rows);
 }
 
-// Calls apply(k, entry) for every entry of by_index, k split over threads and, for each k, the
-// entries in (row, item, entry) order: each thread owns rows k of the gradient it adds to.
-template <typename Apply>
-void for_each_entry_by_index(const EntriesByIndex& by_index, int64_t state, int64_t work_per_entry, Apply apply) {
-  const int64_t per_k = std::max<int64_t>(1, static_cast<int64_t>(by_index.entries.size()) / state) * work_per_entry;
-  at::parallel_for(0, state, rows_per_task(per_k), [&](int64_t begin, int64_t end) {
-    for (int64_t k = begin; k < end; ++k) {
-      for (int64_t e = by_index.offset[k]; e < by_index.offset[k + 1]; ++e) apply(k, by_index.entries[e]);
+// Calls apply(k, row, item, entry) for every entry of items[0 .. rows), with the index range
+// split over threads: each thread scans all the entries (cheap, in order) and applies those
+// with k in its range, so each row k of the gradient is written by one thread, in (row, item,
+// entry) order whatever the number of threads. No transposed index is built: its serial
+// counting sort cost more than the scans.
+template <typename T, typename Apply>
+void for_each_entry_by_owner(const std::vector<RowItems<T>>& items, int64_t rows, int64_t state, Apply apply) {
+  const int64_t ranges = std::max<int64_t>(1, std::min<int64_t>(state, at::get_num_threads()));
+  at::parallel_for(0, ranges, 1, [&](int64_t first_range, int64_t last_range) {
+    const int64_t k_begin = first_range * state / ranges, k_end = last_range * state / ranges;
+    for (int64_t r = 0; r < rows; ++r) {
+      const RowItems<T>& row = items[r];
+      for (size_t n = 0; n + 1 < row.start.size(); ++n) {
+        for (int64_t a = row.start[n]; a < row.start[n + 1]; ++a) {
+          const int64_t k = row.index[a];
+          if (k >= k_begin && k < k_end) apply(k, r, static_cast<int64_t>(n), a);
+        }
+      }
     }
   });
 }
@@ -118,7 +128,6 @@ void pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const P
   const int64_t capacity = std::min(chunk, shape.batch);
   std::vector<RowItems<T>> items(static_cast<size_t>(capacity));
   std::vector<std::vector<T>> coef(static_cast<size_t>(capacity));
-  EntriesByIndex by_index;
   for (int64_t first = 0; first < shape.batch; first += chunk) {
     const int64_t rows = std::min(chunk, shape.batch - first);
     parallel_rows(first, first + rows, shape.dim * n_items, [&](int64_t begin, int64_t end) {
@@ -133,12 +142,11 @@ void pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const P
     // S[k, l] += c_n delta_n[k] delta_n[l] for every item n with entries at k <= l (the
     // entries after a in the item: they are in increasing index order). Each thread owns rows
     // k of S and takes their entries in (row, item, entry) order: deterministic.
-    by_index.build(items.data(), rows, state);
-    for_each_entry_by_index(by_index, state, 8, [&](int64_t k, const EntriesByIndex::Entry& entry) {
-      const RowItems<T>& row = items[entry.row];
-      const T c = coef[entry.row][entry.item] * row.value[entry.entry];
+    for_each_entry_by_owner(items, rows, state, [&](int64_t k, int64_t row_index, int64_t item, int64_t a) {
+      const RowItems<T>& row = items[row_index];
+      const T c = coef[row_index][item] * row.value[a];
       T* s_row = s + k * state;
-      for (int64_t b = entry.entry; b < row.start[entry.item + 1]; ++b) s_row[row.index[b]] += c * row.value[b];
+      for (int64_t b = a; b < row.start[item + 1]; ++b) s_row[row.index[b]] += c * row.value[b];
     });
   }
   // The lower triangle from the upper: S is symmetric.
@@ -181,7 +189,6 @@ void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInp
   std::vector<RowItems<T>> items(static_cast<size_t>(capacity));
   std::vector<std::vector<T>> coef(static_cast<size_t>(capacity));
   std::vector<std::vector<T>> sigmoid(static_cast<size_t>(capacity));  // [items, H] per row
-  EntriesByIndex by_index;
   for (int64_t first = 0; first < shape.batch; first += chunk) {
     const int64_t rows = std::min(chunk, shape.batch - first);
     parallel_rows(first, first + rows, (shape.dim + hidden) * n_items, [&](int64_t begin, int64_t end) {
@@ -206,10 +213,9 @@ void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInp
       }
     });
     // G[k, :] += c_n delta_n[k] sigmoid(pre_n) for every item n with a flip at k.
-    by_index.build(items.data(), rows, shape.dim);
-    for_each_entry_by_index(by_index, shape.dim, hidden, [&](int64_t k, const EntriesByIndex::Entry& entry) {
-      const T c = coef[entry.row][entry.item] * items[entry.row].value[entry.entry];
-      const T* sig = sigmoid[entry.row].data() + entry.item * hidden;
+    for_each_entry_by_owner(items, rows, shape.dim, [&](int64_t k, int64_t row_index, int64_t item, int64_t a) {
+      const T c = coef[row_index][item] * items[row_index].value[a];
+      const T* sig = sigmoid[row_index].data() + item * hidden;
       T* g_row = gwt + k * hidden;
       for (int64_t h = 0; h < hidden; ++h) g_row[h] += c * sig[h];
     });
