@@ -5,7 +5,9 @@
 // c_n delta_n delta_n^T, or of c_n s_n delta_n^T for the RBM) are summed per output row k of
 // the gradient, by the thread that owns k, over the items in (row, item) order. The result is
 // the same for every run and every thread count. Rows are taken in chunks of about
-// kItemsPerChunk items, so the memory of the records does not grow with B or M.
+// kChunkBytes of records (at least kItemsPerChunk items), so their memory does not grow with
+// B or M, while few-flip noise (BitFlip) takes the batch in a few chunks: each chunk costs two
+// parallel regions, which dominated small steps.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -21,6 +23,7 @@ namespace cpu {
 namespace {
 
 constexpr int64_t kItemsPerChunk = 512;
+constexpr int64_t kChunkBytes = int64_t{1} << 20;
 
 template <typename Rows>
 void parallel_rows(int64_t begin, int64_t end, int64_t work_per_row, Rows rows) {
@@ -50,6 +53,20 @@ void for_each_entry_by_owner(const std::vector<RowItems<T>>& items, int64_t rows
 }
 
 int64_t rows_per_chunk(int64_t negatives) { return std::max<int64_t>(1, kItemsPerChunk / (negatives + 1)); }
+
+// Rows per backward chunk: about kChunkBytes of records, from the expected entries per item
+// (Bernoulli: epsilon D + 1; BitFlip: 1; categorical: at most 2 D) and `payload` bytes more
+// per item (the RBM's sigmoids).
+int64_t rows_per_backward_chunk(const FusedShape& shape, const FusedNoise& noise, int64_t payload) {
+  double entries = 2.0 * static_cast<double>(shape.dim);
+  if (noise.kind == core::kBitFlip) entries = 1.0;
+  if (noise.kind == core::kBernoulli) {
+    entries = static_cast<double>(noise.bernoulli.threshold) / 4294967296.0 * static_cast<double>(shape.dim) + 1.0;
+  }
+  const int64_t item_bytes = static_cast<int64_t>(entries * 8.0) + payload + 16;
+  const int64_t items = std::max<int64_t>(kItemsPerChunk, kChunkBytes / item_bytes);
+  return std::max<int64_t>(1, items / (shape.negatives + 1));
+}
 
 }  // namespace
 
@@ -123,7 +140,8 @@ void pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const Pa
 template <typename T>
 void pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in,
                        const T* grad_v, const T* log_normaliser, T* r, T* s) {
-  const int64_t state = shape.state, chunk = rows_per_chunk(shape.negatives), n_items = shape.negatives + 1;
+  const int64_t state = shape.state, chunk = rows_per_backward_chunk(shape, noise, 0), n_items = shape.negatives + 1;
+  const int64_t tile_rows = rows_per_chunk(shape.negatives);
   std::fill(s, s + state * state, T(0));
   const int64_t capacity = std::min(chunk, shape.batch);
   std::vector<RowItems<T>> items(static_cast<size_t>(capacity));
@@ -132,11 +150,15 @@ void pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const P
     const int64_t rows = std::min(chunk, shape.batch - first);
     parallel_rows(first, first + rows, shape.dim * n_items, [&](int64_t begin, int64_t end) {
       Tile<T> tile;
-      tile.run(in, shape, noise, begin, end - begin, items.data() + (begin - first));
-      for (int64_t i = begin; i < end; ++i) {
-        std::vector<T>& c = coef[i - first];
-        row_coefficients(tile.energy.data() + (i - begin) * n_items, shape.negatives, grad_v[i], log_normaliser[i], c);
-        row_delta_sum(items[i - first], c, state, r + i * state);
+      for (int64_t tile_first = begin; tile_first < end; tile_first += tile_rows) {
+        const int64_t tile_end = std::min(end, tile_first + tile_rows);
+        tile.run(in, shape, noise, tile_first, tile_end - tile_first, items.data() + (tile_first - first));
+        for (int64_t i = tile_first; i < tile_end; ++i) {
+          std::vector<T>& c = coef[i - first];
+          row_coefficients(tile.energy.data() + (i - tile_first) * n_items, shape.negatives, grad_v[i],
+                           log_normaliser[i], c);
+          row_delta_sum(items[i - first], c, state, r + i * state);
+        }
       }
     });
     // S[k, l] += c_n delta_n[k] delta_n[l] for every item n with entries at k <= l (the
@@ -183,7 +205,8 @@ void rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInpu
 template <typename T>
 void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, const T* grad_v,
                   const T* log_normaliser, T* a, T* r, T* gwt) {
-  const int64_t hidden = in.hidden, chunk = rows_per_chunk(shape.negatives), n_items = shape.negatives + 1;
+  const int64_t hidden = in.hidden, n_items = shape.negatives + 1;
+  const int64_t chunk = rows_per_backward_chunk(shape, noise, hidden * static_cast<int64_t>(sizeof(T)));
   std::fill(gwt, gwt + shape.dim * hidden, T(0));
   const int64_t capacity = std::min(chunk, shape.batch);
   std::vector<RowItems<T>> items(static_cast<size_t>(capacity));
