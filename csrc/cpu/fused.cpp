@@ -74,20 +74,11 @@ int64_t rows_per_backward_chunk(const FusedShape& shape, const FusedNoise& noise
 
 namespace {
 
-// Whether the coupling matrix stays in a core's L2 cache (256 KB, a quarter of Zen 4's): then
-// the item-by-item energies are faster; a larger one is read k-major over a tile of rows
-// (pairwise_tile_energies). Both give bit-identical energies.
-template <typename T>
-bool coupling_fits_in_cache(int64_t state) {
-  return state * state * static_cast<int64_t>(sizeof(T)) <= (int64_t{256} << 10);
-}
-
-// Items and energies of a tile of rows.
+// Items and energies of a tile of rows (about kItemsPerChunk items: the per-thread buffers).
 template <typename T>
 struct Tile {
   RowScratch<T> row;
   std::vector<T> energy;  // [rows, M + 1]
-  EntriesByIndex by_index;
 
   // Rows first .. first + rows - 1 into items[0 .. rows) and energy.
   void run(const PairwiseInputs<T>& in, const FusedShape& shape, const FusedNoise& noise, int64_t first, int64_t rows,
@@ -98,19 +89,15 @@ struct Tile {
     }
     const int64_t n_items = shape.negatives + 1;
     energy.resize(static_cast<size_t>(rows * n_items));
-    if (coupling_fits_in_cache<T>(shape.state)) {  // item by item: its entries stay in L1
-      for (int64_t r = 0; r < rows; ++r) {
-        const RowItems<T>& row_items = items[r];
-        const T* field = in.field + (first + r) * shape.state;
-        for (int64_t n = 0; n < n_items; ++n) {
-          const int64_t start = row_items.start[n];
-          energy[r * n_items + n] = core::pairwise_item_energy<T, T>(
-              in.coupling, shape.state, field, in.bias, row_items.index.data() + start,
-              row_items.value.data() + start, row_items.count(n), in.alpha);
-        }
+    for (int64_t r = 0; r < rows; ++r) {
+      const RowItems<T>& row_items = items[r];
+      const T* field = in.field + (first + r) * shape.state;
+      for (int64_t n = 0; n < n_items; ++n) {
+        const int64_t start = row_items.start[n];
+        energy[r * n_items + n] = core::pairwise_item_energy<T, T>(
+            in.coupling, shape.state, field, in.bias, row_items.index.data() + start, row_items.value.data() + start,
+            row_items.count(n), in.alpha);
       }
-    } else {
-      pairwise_tile_energies(in, shape, first, rows, items, energy.data(), by_index);
     }
   }
 };
@@ -171,10 +158,17 @@ void pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const P
       for (int64_t b = a; b < row.start[item + 1]; ++b) s_row[row.index[b]] += c * row.value[b];
     });
   }
-  // The lower triangle from the upper: S is symmetric.
-  at::parallel_for(1, state, rows_per_task(state), [&](int64_t begin, int64_t end) {
-    for (int64_t l = begin; l < end; ++l) {
-      for (int64_t k = 0; k < l; ++k) s[l * state + k] = s[k * state + l];
+  // The lower triangle from the upper (S is symmetric), in 64 x 64 blocks so that the strided
+  // reads stay in cache.
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (state + kBlock - 1) / kBlock;
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t bl = begin; bl < end; ++bl) {
+      for (int64_t bk = 0; bk <= bl; ++bk) {
+        for (int64_t l = bl * kBlock; l < std::min(state, (bl + 1) * kBlock); ++l) {
+          for (int64_t k = bk * kBlock; k < std::min(l, (bk + 1) * kBlock); ++k) s[l * state + k] = s[k * state + l];
+        }
+      }
     }
   });
 }

@@ -264,68 +264,6 @@ void rbm_row_energies(const RbmInputs<T>& in, const FusedShape& shape, int64_t i
   }
 }
 
-// The entries of the items of a tile of rows, grouped by index k (counting sort): for each k,
-// the (row, item, entry) triples with index k in (row, item, entry) order. k-major loops then
-// load row k of the coupling (or of a gradient) once for all the items that touch it.
-struct EntriesByIndex {
-  struct Entry {
-    int32_t row, item, entry;
-  };
-  std::vector<int64_t> offset;  // entries of index k: [offset[k], offset[k + 1])
-  std::vector<Entry> entries;
-
-  template <typename T>
-  void build(const RowItems<T>* items, int64_t rows, int64_t state) {
-    offset.assign(static_cast<size_t>(state + 1), 0);
-    int64_t total = 0;
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t a = 0; a < items[r].size(); ++a) ++offset[items[r].index[a] + 1];
-      total += items[r].size();
-    }
-    for (int64_t k = 0; k < state; ++k) offset[k + 1] += offset[k];
-    entries.resize(static_cast<size_t>(total));
-    std::vector<int64_t> fill(offset.begin(), offset.end() - 1);
-    for (int64_t r = 0; r < rows; ++r) {
-      const RowItems<T>& row = items[r];
-      for (size_t n = 0; n + 1 < row.start.size(); ++n) {
-        for (int64_t a = row.start[n]; a < row.start[n + 1]; ++a) {
-          entries[fill[row.index[a]]++] = Entry{static_cast<int32_t>(r), static_cast<int32_t>(n), static_cast<int32_t>(a)};
-        }
-      }
-    }
-  }
-};
-
-// pairwise_row_energies for a tile of rows first_row .. first_row + rows - 1 at once (items[r]
-// built for row first_row + r; energy [rows, M + 1]), k-major: row k of the coupling is read
-// once for all the tile's items with an entry at k instead of once per item, which keeps it
-// in L1 where the per-item loop misses to L3 (K of D = 625 is 1.5 MB). Each item's sum takes
-// its entries in the same order as core::pairwise_item_energy (entries are sorted by index),
-// so the energies are bit-identical to pairwise_row_energies.
-template <typename T>
-void pairwise_tile_energies(const PairwiseInputs<T>& in, const FusedShape& shape, int64_t first_row, int64_t rows,
-                            const RowItems<T>* items, T* energy, EntriesByIndex& by_index) {
-  const int64_t state = shape.state, n_items = shape.negatives + 1;
-  std::fill(energy, energy + rows * n_items, T(0));
-  by_index.build(items, rows, state);
-  const T alpha = in.alpha;
-  for (int64_t k = 0; k < state; ++k) {
-    const int64_t begin = by_index.offset[k], end = by_index.offset[k + 1];
-    if (begin == end) continue;
-    const T* coupling_row = in.coupling + k * state;
-    const T diagonal = coupling_row[k], bias = in.bias ? in.bias[k] : T(0);
-    for (int64_t e = begin; e < end; ++e) {
-      const EntriesByIndex::Entry entry = by_index.entries[e];
-      const RowItems<T>& row = items[entry.row];
-      const T va = row.value[entry.entry];
-      const T pairs = core::gathered_dot<T, T>(coupling_row, row.index.data(), row.value.data(), entry.entry + 1,
-                                               row.start[entry.item + 1]);
-      energy[entry.row * n_items + entry.item] +=
-          core::pairwise_entry_energy(va, pairs, in.field[(first_row + entry.row) * state + k], bias, diagonal, alpha);
-    }
-  }
-}
-
 // L_i = log(w + sum_j exp(E_j - E_0)) from the row's item energies energy[0 .. m].
 template <typename T>
 T row_log_normaliser(const T* energy, int64_t m, double w) {
