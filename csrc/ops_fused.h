@@ -68,6 +68,14 @@ inline FusedShape make_shape(const Tensor& x, int64_t state, int64_t m, int64_t 
   return FusedShape{x.size(0), x.size(1), state, m, static_cast<uint64_t>(seed), row_offset, w};
 }
 
+// The forward's energies [B, M + 1] as the backward kernels read them.
+inline Tensor checked_energies(const char* op, const Tensor& energies, const FusedShape& shape, const Tensor& like) {
+  TORCH_CHECK_VALUE(energies.dim() == 2 && energies.size(0) == shape.batch && energies.size(1) == shape.negatives + 1,
+                    "edfast.", op, ": energies must have shape [", shape.batch, ", ", shape.negatives + 1,
+                    "] (the forward's third output), got ", energies.sizes());
+  return energies.to(like.scalar_type()).contiguous();
+}
+
 template <typename T>
 const T* optional_data(const OptionalTensor& t) {
   return t.has_value() ? t->data_ptr<T>() : nullptr;
@@ -112,16 +120,17 @@ PairwiseInputs<T> ising_inputs(const IsingState& s) {
 }
 
 template <class Kernels>
-std::tuple<Tensor, Tensor> ising_ed(const Tensor& x, const Tensor& coupling, const OptionalTensor& bias, int64_t kind,
+std::tuple<Tensor, Tensor, Tensor> ising_ed(const Tensor& x, const Tensor& coupling, const OptionalTensor& bias, int64_t kind,
                                     double param, int64_t m, double w, int64_t seed, int64_t row_offset) {
   const IsingState s = ising_state("ising_ed", x, coupling, bias, kind, param, m, w, seed, row_offset);
   const FusedShape shape = make_shape(s.x, s.x.size(1), m, seed, row_offset, w);
   Tensor v = at::empty({shape.batch}, coupling.options()), log_normaliser = at::empty_like(v);
+  Tensor energies = at::empty({shape.batch, m + 1}, coupling.options());
   AT_DISPATCH_FLOATING_TYPES(coupling.scalar_type(), "ising_ed", [&] {
     Kernels::pairwise_forward(shape, binary_noise(kind, param), ising_inputs<scalar_t>(s), v.data_ptr<scalar_t>(),
-                              log_normaliser.data_ptr<scalar_t>());
+                              log_normaliser.data_ptr<scalar_t>(), energies.data_ptr<scalar_t>());
   });
-  return {v, log_normaliser};
+  return {v, log_normaliser, energies};
 }
 
 // grad_K = -alpha (v_y^T r + r^T v_y + S), S symmetric, computed as -alpha (G + G^T) with
@@ -134,16 +143,19 @@ inline Tensor coupling_gradient(const Tensor& state, const Tensor& r, const Tens
 
 template <class Kernels>
 std::tuple<Tensor, Tensor> ising_ed_backward(const Tensor& grad_v, const Tensor& x, const Tensor& coupling,
-                                             const OptionalTensor& bias, const Tensor& log_normaliser, int64_t kind,
-                                             double param, int64_t m, double w, int64_t seed, int64_t row_offset) {
+                                             const OptionalTensor& bias, const Tensor& log_normaliser,
+                                             const Tensor& energies, int64_t kind, double param, int64_t m, double w,
+                                             int64_t seed, int64_t row_offset) {
   const IsingState s = ising_state("ising_ed_backward", x, coupling, bias, kind, param, m, w, seed, row_offset);
   const FusedShape shape = make_shape(s.x, s.x.size(1), m, seed, row_offset, w);
   const Tensor g = grad_v.to(coupling.scalar_type()).contiguous(), norm = log_normaliser.contiguous();
+  const Tensor e = checked_energies("ising_ed_backward", energies, shape, coupling);
   Tensor r = at::empty({shape.batch, shape.state}, coupling.options());
   Tensor pairs = at::empty({shape.state, shape.state}, coupling.options());
   AT_DISPATCH_FLOATING_TYPES(coupling.scalar_type(), "ising_ed_backward", [&] {
     Kernels::pairwise_backward(shape, binary_noise(kind, param), ising_inputs<scalar_t>(s), g.data_ptr<scalar_t>(),
-                               norm.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(), pairs.data_ptr<scalar_t>());
+                               norm.data_ptr<scalar_t>(), e.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(),
+                               pairs.data_ptr<scalar_t>());
   });
   return {coupling_gradient(s.spins, r, pairs, 1.0), r.sum(0).neg_()};
 }
@@ -185,32 +197,35 @@ inline FusedNoise potts_noise(const PottsState& s) {
 }
 
 template <class Kernels>
-std::tuple<Tensor, Tensor> potts_ed(const Tensor& x, const Tensor& coupling, const OptionalTensor& bias,
+std::tuple<Tensor, Tensor, Tensor> potts_ed(const Tensor& x, const Tensor& coupling, const OptionalTensor& bias,
                                     const Tensor& transition_cdf, int64_t m, double w, int64_t seed,
                                     int64_t row_offset) {
   const PottsState s = potts_state("potts_ed", x, coupling, bias, transition_cdf, m, w, seed, row_offset);
   const FusedShape shape = make_shape(s.x, s.x.size(1) * s.classes, m, seed, row_offset, w);
   Tensor v = at::empty({shape.batch}, coupling.options()), log_normaliser = at::empty_like(v);
+  Tensor energies = at::empty({shape.batch, m + 1}, coupling.options());
   AT_DISPATCH_FLOATING_TYPES(coupling.scalar_type(), "potts_ed", [&] {
     Kernels::pairwise_forward(shape, potts_noise(s), potts_inputs<scalar_t>(s), v.data_ptr<scalar_t>(),
-                              log_normaliser.data_ptr<scalar_t>());
+                              log_normaliser.data_ptr<scalar_t>(), energies.data_ptr<scalar_t>());
   });
-  return {v, log_normaliser};
+  return {v, log_normaliser, energies};
 }
 
 template <class Kernels>
 std::tuple<Tensor, Tensor> potts_ed_backward(const Tensor& grad_v, const Tensor& x, const Tensor& coupling,
                                              const OptionalTensor& bias, const Tensor& transition_cdf,
-                                             const Tensor& log_normaliser, int64_t m, double w, int64_t seed,
-                                             int64_t row_offset) {
+                                             const Tensor& log_normaliser, const Tensor& energies, int64_t m,
+                                             double w, int64_t seed, int64_t row_offset) {
   const PottsState s = potts_state("potts_ed_backward", x, coupling, bias, transition_cdf, m, w, seed, row_offset);
   const FusedShape shape = make_shape(s.x, s.x.size(1) * s.classes, m, seed, row_offset, w);
   const Tensor g = grad_v.to(coupling.scalar_type()).contiguous(), norm = log_normaliser.contiguous();
+  const Tensor e = checked_energies("potts_ed_backward", energies, shape, coupling);
   Tensor r = at::empty({shape.batch, shape.state}, coupling.options());
   Tensor pairs = at::empty({shape.state, shape.state}, coupling.options());
   AT_DISPATCH_FLOATING_TYPES(coupling.scalar_type(), "potts_ed_backward", [&] {
     Kernels::pairwise_backward(shape, potts_noise(s), potts_inputs<scalar_t>(s), g.data_ptr<scalar_t>(),
-                               norm.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(), pairs.data_ptr<scalar_t>());
+                               norm.data_ptr<scalar_t>(), e.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(),
+                               pairs.data_ptr<scalar_t>());
   });
   return {coupling_gradient(s.onehot, r, pairs, 0.5).reshape(coupling.sizes()),
           r.sum(0).neg_().reshape({x.size(1), s.classes})};
@@ -251,36 +266,39 @@ RbmInputs<T> rbm_inputs(const RbmState& s) {
 }
 
 template <class Kernels>
-std::tuple<Tensor, Tensor> rbm_ed(const Tensor& x, const Tensor& weight, const Tensor& visible_bias,
+std::tuple<Tensor, Tensor, Tensor> rbm_ed(const Tensor& x, const Tensor& weight, const Tensor& visible_bias,
                                   const Tensor& hidden_bias, int64_t kind, double param, int64_t m, double w,
                                   int64_t seed, int64_t row_offset) {
   const RbmState s = rbm_state("rbm_ed", x, weight, visible_bias, hidden_bias, kind, param, m, w, seed, row_offset);
   const FusedShape shape = make_shape(s.x, s.x.size(1), m, seed, row_offset, w);
   Tensor v = at::empty({shape.batch}, weight.options()), log_normaliser = at::empty_like(v);
+  Tensor energies = at::empty({shape.batch, m + 1}, weight.options());
   AT_DISPATCH_FLOATING_TYPES(weight.scalar_type(), "rbm_ed", [&] {
     Kernels::rbm_forward(shape, binary_noise(kind, param), rbm_inputs<scalar_t>(s), v.data_ptr<scalar_t>(),
-                         log_normaliser.data_ptr<scalar_t>());
+                         log_normaliser.data_ptr<scalar_t>(), energies.data_ptr<scalar_t>());
   });
-  return {v, log_normaliser};
+  return {v, log_normaliser, energies};
 }
 
 template <class Kernels>
 std::tuple<Tensor, Tensor, Tensor> rbm_ed_backward(const Tensor& grad_v, const Tensor& x, const Tensor& weight,
                                                    const Tensor& visible_bias, const Tensor& hidden_bias,
-                                                   const Tensor& log_normaliser, int64_t kind, double param, int64_t m,
-                                                   double w, int64_t seed, int64_t row_offset) {
+                                                   const Tensor& log_normaliser, const Tensor& energies, int64_t kind,
+                                                   double param, int64_t m, double w, int64_t seed,
+                                                   int64_t row_offset) {
   const RbmState s =
       rbm_state("rbm_ed_backward", x, weight, visible_bias, hidden_bias, kind, param, m, w, seed, row_offset);
   const FusedShape shape = make_shape(s.x, s.x.size(1), m, seed, row_offset, w);
   const Tensor g = grad_v.to(weight.scalar_type()).contiguous(), norm = log_normaliser.contiguous();
+  const Tensor e = checked_energies("rbm_ed_backward", energies, shape, weight);
   const int64_t hidden = weight.size(0);
   Tensor a = at::empty({shape.batch, hidden}, weight.options());
   Tensor r = at::empty({shape.batch, shape.dim}, weight.options());
   Tensor gwt = at::empty({shape.dim, hidden}, weight.options());
   AT_DISPATCH_FLOATING_TYPES(weight.scalar_type(), "rbm_ed_backward", [&] {
     Kernels::rbm_backward(shape, binary_noise(kind, param), rbm_inputs<scalar_t>(s), g.data_ptr<scalar_t>(),
-                          norm.data_ptr<scalar_t>(), a.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(),
-                          gwt.data_ptr<scalar_t>());
+                          norm.data_ptr<scalar_t>(), e.data_ptr<scalar_t>(), a.data_ptr<scalar_t>(),
+                          r.data_ptr<scalar_t>(), gwt.data_ptr<scalar_t>());
   });
   // grad_W = -(a^T y + gwt^T), contiguous like the weight (the fake kernel's layout, and the
   // one AccumulateGrad keeps without a copy).

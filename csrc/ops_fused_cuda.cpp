@@ -36,15 +36,16 @@ struct TorchWorkspace {
 struct CudaKernels {
   template <typename T>
   static void pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in, T* v,
-                               T* log_normaliser) {
+                               T* log_normaliser, T* energies) {
     TorchWorkspace workspace;
-    check_launch(cuda::pairwise_forward(shape, noise, in, v, log_normaliser, at::cuda::getCurrentCUDAStream(),
-                                        workspace.allocator()),
+    check_launch(cuda::pairwise_forward(shape, noise, in, v, log_normaliser, energies,
+                                        at::cuda::getCurrentCUDAStream(), workspace.allocator()),
                  "pairwise_forward");
   }
   template <typename T>
   static void pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in,
-                                const T* grad_v, const T* log_normaliser, T* r, T* s) {
+                                const T* grad_v, const T* log_normaliser, const T* /*energies: recomputed*/, T* r,
+                                T* s) {
     TorchWorkspace workspace;
     check_launch(cuda::pairwise_backward(shape, noise, in, grad_v, log_normaliser, r, s,
                                          at::cuda::getCurrentCUDAStream(), workspace.allocator()),
@@ -52,15 +53,16 @@ struct CudaKernels {
   }
   template <typename T>
   static void rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, T* v,
-                          T* log_normaliser) {
+                          T* log_normaliser, T* energies) {
     TorchWorkspace workspace;
-    check_launch(cuda::rbm_forward(shape, noise, in, v, log_normaliser, at::cuda::getCurrentCUDAStream(),
+    check_launch(cuda::rbm_forward(shape, noise, in, v, log_normaliser, energies, at::cuda::getCurrentCUDAStream(),
                                    workspace.allocator()),
                  "rbm_forward");
   }
   template <typename T>
   static void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in,
-                           const T* grad_v, const T* log_normaliser, T* a, T* r, T* gwt) {
+                           const T* grad_v, const T* log_normaliser, const T* /*energies: recomputed*/, T* a, T* r,
+                           T* gwt) {
     TorchWorkspace workspace;
     check_launch(cuda::rbm_backward(shape, noise, in, grad_v, log_normaliser, a, r, gwt,
                                     at::cuda::getCurrentCUDAStream(), workspace.allocator()),

@@ -27,71 +27,83 @@ _FLOAT_TYPES = (torch.float32, torch.float64)
 # ---------------------------------------------------------------- fake kernels
 
 
-def _forward_fake(x, parameter, *rest):
+def _forward_fake(x, parameter, m):
     torch._check(x.dim() == 2, lambda: f"x must have shape [B, D], got {list(x.shape)}")
-    return parameter.new_empty(x.shape[0]), parameter.new_empty(x.shape[0])
+    b = x.shape[0]
+    return parameter.new_empty(b), parameter.new_empty(b), parameter.new_empty(b, m + 1)
 
 
-for _name in ("ising_ed", "potts_ed", "rbm_ed"):
-    torch.library.register_fake(f"edfast::{_name}")(_forward_fake)
+@torch.library.register_fake("edfast::ising_ed")
+def _ising_fake(x, coupling, bias, kind, param, m, w, seed, row_offset):
+    return _forward_fake(x, coupling, m)
+
+
+@torch.library.register_fake("edfast::potts_ed")
+def _potts_fake(x, coupling, bias, cdf, m, w, seed, row_offset):
+    return _forward_fake(x, coupling, m)
+
+
+@torch.library.register_fake("edfast::rbm_ed")
+def _rbm_fake(x, weight, visible_bias, hidden_bias, kind, param, m, w, seed, row_offset):
+    return _forward_fake(x, weight, m)
 
 
 @torch.library.register_fake("edfast::ising_ed_backward")
-def _ising_backward_fake(grad_v, x, coupling, bias, log_normaliser, kind, param, m, w, seed, row_offset):
+def _ising_backward_fake(grad_v, x, coupling, bias, log_normaliser, energies, kind, param, m, w, seed, row_offset):
     return torch.empty_like(coupling), coupling.new_empty(coupling.shape[0])
 
 
 @torch.library.register_fake("edfast::potts_ed_backward")
-def _potts_backward_fake(grad_v, x, coupling, bias, cdf, log_normaliser, m, w, seed, row_offset):
+def _potts_backward_fake(grad_v, x, coupling, bias, cdf, log_normaliser, energies, m, w, seed, row_offset):
     return torch.empty_like(coupling), coupling.new_empty(coupling.shape[:2])
 
 
 @torch.library.register_fake("edfast::rbm_ed_backward")
-def _rbm_backward_fake(grad_v, x, weight, visible_bias, hidden_bias, log_normaliser, kind, param, m, w, seed,
-                       row_offset):
+def _rbm_backward_fake(grad_v, x, weight, visible_bias, hidden_bias, log_normaliser, energies, kind, param, m, w,
+                       seed, row_offset):
     return torch.empty_like(weight), torch.empty_like(visible_bias), torch.empty_like(hidden_bias)
 
 
 # ---------------------------------------------------------------- autograd
-# Backward recomputes y, the fields and the negatives from the seed: it saves the inputs and
-# the [B] log-normaliser only, so memory does not grow with M.
+# Backward recomputes y, the fields and the negatives from the seed: it saves the inputs, the
+# [B] log-normaliser and the items' energies [B, M + 1] (not their [B, M, D] changes), so the
+# CPU backward need not evaluate them again.
 
 
 def _setup(ctx, inputs, output):
-    ctx.inputs = inputs[1:]  # everything after x is saved: tensors via save_for_backward
     tensors = [t for t in inputs if isinstance(t, torch.Tensor)]
     ctx.positions = [i for i, t in enumerate(inputs) if isinstance(t, torch.Tensor)]
-    ctx.save_for_backward(*tensors, output[1])
-    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(*tensors, output[1], output[2])
+    ctx.mark_non_differentiable(output[1], output[2])
     ctx.scalars = [None if isinstance(t, torch.Tensor) else t for t in inputs]
 
 
 def _inputs(ctx):
-    *tensors, log_normaliser = ctx.saved_tensors
+    *tensors, log_normaliser, energies = ctx.saved_tensors
     inputs = list(ctx.scalars)
     for position, tensor in zip(ctx.positions, tensors):
         inputs[position] = tensor
-    return inputs, log_normaliser
+    return inputs, log_normaliser, energies
 
 
-def _ising_backward(ctx, grad_v, _grad_log_normaliser):
-    (x, coupling, bias, kind, param, m, w, seed, row_offset), log_normaliser = _inputs(ctx)
+def _ising_backward(ctx, grad_v, _grad_log_normaliser, _grad_energies):
+    (x, coupling, bias, kind, param, m, w, seed, row_offset), log_normaliser, energies = _inputs(ctx)
     grad_coupling, grad_bias = torch.ops.edfast.ising_ed_backward(
-        grad_v, x, coupling, bias, log_normaliser, kind, param, m, w, seed, row_offset)
+        grad_v, x, coupling, bias, log_normaliser, energies, kind, param, m, w, seed, row_offset)
     return None, grad_coupling, grad_bias if bias is not None else None, None, None, None, None, None, None
 
 
-def _potts_backward(ctx, grad_v, _grad_log_normaliser):
-    (x, coupling, bias, cdf, m, w, seed, row_offset), log_normaliser = _inputs(ctx)
+def _potts_backward(ctx, grad_v, _grad_log_normaliser, _grad_energies):
+    (x, coupling, bias, cdf, m, w, seed, row_offset), log_normaliser, energies = _inputs(ctx)
     grad_coupling, grad_bias = torch.ops.edfast.potts_ed_backward(
-        grad_v, x, coupling, bias, cdf, log_normaliser, m, w, seed, row_offset)
+        grad_v, x, coupling, bias, cdf, log_normaliser, energies, m, w, seed, row_offset)
     return None, grad_coupling, grad_bias if bias is not None else None, None, None, None, None, None
 
 
-def _rbm_backward(ctx, grad_v, _grad_log_normaliser):
-    (x, weight, visible_bias, hidden_bias, kind, param, m, w, seed, row_offset), log_normaliser = _inputs(ctx)
+def _rbm_backward(ctx, grad_v, _grad_log_normaliser, _grad_energies):
+    (x, weight, visible_bias, hidden_bias, kind, param, m, w, seed, row_offset), log_normaliser, energies = _inputs(ctx)
     grads = torch.ops.edfast.rbm_ed_backward(
-        grad_v, x, weight, visible_bias, hidden_bias, log_normaliser, kind, param, m, w, seed, row_offset)
+        grad_v, x, weight, visible_bias, hidden_bias, log_normaliser, energies, kind, param, m, w, seed, row_offset)
     return (None, *grads, None, None, None, None, None, None)
 
 
@@ -114,19 +126,19 @@ FusedLoss = Callable[[torch.Tensor, Perturbation, int, float, int, int], torch.T
 
 def _ising(energy: Ising, x, perturbation, m, w, seed, row_offset):
     kind, param, _ = perturbation.op_args(x.device)
-    v, _ = torch.ops.edfast.ising_ed(x, energy.coupling, energy.bias, kind, param, m, w, seed, row_offset)
+    v, _, _ = torch.ops.edfast.ising_ed(x, energy.coupling, energy.bias, kind, param, m, w, seed, row_offset)
     return v
 
 
 def _potts(energy: Potts, x, perturbation, m, w, seed, row_offset):
     _, _, cdf = perturbation.op_args(x.device)
-    v, _ = torch.ops.edfast.potts_ed(x, energy.coupling, energy.bias, cdf, m, w, seed, row_offset)
+    v, _, _ = torch.ops.edfast.potts_ed(x, energy.coupling, energy.bias, cdf, m, w, seed, row_offset)
     return v
 
 
 def _rbm(energy: BernoulliRBM, x, perturbation, m, w, seed, row_offset):
     kind, param, _ = perturbation.op_args(x.device)
-    v, _ = torch.ops.edfast.rbm_ed(x, energy.weight, energy.visible_bias, energy.hidden_bias, kind, param, m, w,
+    v, _, _ = torch.ops.edfast.rbm_ed(x, energy.weight, energy.visible_bias, energy.hidden_bias, kind, param, m, w,
                                    seed, row_offset)
     return v
 

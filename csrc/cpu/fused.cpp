@@ -106,7 +106,7 @@ struct Tile {
 
 template <typename T>
 void pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in, T* v,
-                      T* log_normaliser) {
+                      T* log_normaliser, T* energies) {
   const T log_m = static_cast<T>(std::log(static_cast<double>(shape.negatives)));
   const int64_t tile_rows = rows_per_chunk(shape.negatives), n_items = shape.negatives + 1;
   parallel_rows(0, shape.batch, shape.dim * n_items, [&](int64_t begin, int64_t end) {
@@ -117,8 +117,10 @@ void pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const Pa
       tile.run(in, shape, noise, first, rows, items.data());
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t i = first + r;
-        log_normaliser[i] = row_log_normaliser(tile.energy.data() + r * n_items, shape.negatives, shape.weight);
+        const T* energy = tile.energy.data() + r * n_items;
+        log_normaliser[i] = row_log_normaliser(energy, shape.negatives, shape.weight);
         v[i] = log_normaliser[i] - log_m;
+        std::copy(energy, energy + n_items, energies + i * n_items);
       }
     }
   });
@@ -126,26 +128,23 @@ void pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const Pa
 
 template <typename T>
 void pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in,
-                       const T* grad_v, const T* log_normaliser, T* r, T* s) {
+                       const T* grad_v, const T* log_normaliser, const T* energies, T* r, T* s) {
   const int64_t state = shape.state, chunk = rows_per_backward_chunk(shape, noise, 0), n_items = shape.negatives + 1;
-  const int64_t tile_rows = rows_per_chunk(shape.negatives);
   std::fill(s, s + state * state, T(0));
   const int64_t capacity = std::min(chunk, shape.batch);
   std::vector<RowItems<T>> items(static_cast<size_t>(capacity));
   std::vector<std::vector<T>> coef(static_cast<size_t>(capacity));
   for (int64_t first = 0; first < shape.batch; first += chunk) {
     const int64_t rows = std::min(chunk, shape.batch - first);
+    // The items again (their energies are the forward's).
     parallel_rows(first, first + rows, shape.dim * n_items, [&](int64_t begin, int64_t end) {
-      Tile<T> tile;
-      for (int64_t tile_first = begin; tile_first < end; tile_first += tile_rows) {
-        const int64_t tile_end = std::min(end, tile_first + tile_rows);
-        tile.run(in, shape, noise, tile_first, tile_end - tile_first, items.data() + (tile_first - first));
-        for (int64_t i = tile_first; i < tile_end; ++i) {
-          std::vector<T>& c = coef[i - first];
-          row_coefficients(tile.energy.data() + (i - tile_first) * n_items, shape.negatives, grad_v[i],
-                           log_normaliser[i], c);
-          row_delta_sum(items[i - first], c, state, r + i * state);
-        }
+      RowScratch<T> scratch;
+      for (int64_t i = begin; i < end; ++i) {
+        pairwise_row_items(in, shape, noise, i, scratch);
+        std::swap(items[i - first], scratch.items);
+        std::vector<T>& c = coef[i - first];
+        row_coefficients(energies + i * n_items, shape.negatives, grad_v[i], log_normaliser[i], c);
+        row_delta_sum(items[i - first], c, state, r + i * state);
       }
     });
     // S[k, l] += c_n delta_n[k] delta_n[l] for every item n with entries at k <= l (the
@@ -173,17 +172,20 @@ void pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const P
   });
 }
 
-template void pairwise_forward<float>(const FusedShape&, const FusedNoise&, const PairwiseInputs<float>&, float*, float*);
-template void pairwise_forward<double>(const FusedShape&, const FusedNoise&, const PairwiseInputs<double>&, double*, double*);
+template void pairwise_forward<float>(const FusedShape&, const FusedNoise&, const PairwiseInputs<float>&, float*, float*,
+                                      float*);
+template void pairwise_forward<double>(const FusedShape&, const FusedNoise&, const PairwiseInputs<double>&, double*,
+                                       double*, double*);
 template void pairwise_backward<float>(const FusedShape&, const FusedNoise&, const PairwiseInputs<float>&, const float*,
-                                       const float*, float*, float*);
+                                       const float*, const float*, float*, float*);
 template void pairwise_backward<double>(const FusedShape&, const FusedNoise&, const PairwiseInputs<double>&,
-                                        const double*, const double*, double*, double*);
+                                        const double*, const double*, const double*, double*, double*);
 
 // ---------------------------------------------------------------- RBM
 
 template <typename T>
-void rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, T* v, T* log_normaliser) {
+void rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, T* v, T* log_normaliser,
+                 T* energies) {
   const T log_m = static_cast<T>(std::log(static_cast<double>(shape.negatives)));
   parallel_rows(0, shape.batch, (shape.dim + in.hidden) * (shape.negatives + 1), [&](int64_t begin, int64_t end) {
     RowScratch<T> scratch;
@@ -192,13 +194,14 @@ void rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInpu
       rbm_row_energies(in, shape, i, scratch);
       log_normaliser[i] = row_log_normaliser(scratch.energy, shape.negatives, shape.weight);
       v[i] = log_normaliser[i] - log_m;
+      std::copy(scratch.energy.begin(), scratch.energy.end(), energies + i * (shape.negatives + 1));
     }
   });
 }
 
 template <typename T>
 void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, const T* grad_v,
-                  const T* log_normaliser, T* a, T* r, T* gwt) {
+                  const T* log_normaliser, const T* energies, T* a, T* r, T* gwt) {
   const int64_t hidden = in.hidden, n_items = shape.negatives + 1;
   const int64_t chunk = rows_per_backward_chunk(shape, noise, hidden * static_cast<int64_t>(sizeof(T)));
   std::fill(gwt, gwt + shape.dim * hidden, T(0));
@@ -212,12 +215,13 @@ void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInp
       RowScratch<T> scratch;
       for (int64_t i = begin; i < end; ++i) {
         rbm_row_items(in, shape, noise, i, scratch);
-        // The items' pre-activations stay in the row's record, to become its sigmoids.
+        // The items' pre-activations (their energies are the forward's) in the row's record,
+        // to become its sigmoids.
         std::vector<T>& sig = sigmoid[i - first];
         sig.resize(static_cast<size_t>(n_items * hidden));
-        rbm_row_energies(in, shape, i, scratch, sig.data());
+        for (int64_t n = 0; n < n_items; ++n) rbm_item_pre(in, scratch.items, i, n, sig.data() + n * hidden);
         std::vector<T>& c = coef[i - first];
-        row_coefficients(scratch.energy, shape.negatives, grad_v[i], log_normaliser[i], c);
+        row_coefficients(energies + i * n_items, shape.negatives, grad_v[i], log_normaliser[i], c);
         row_delta_sum(scratch.items, c, shape.dim, r + i * shape.dim);
         // a_i = sum_n c_n sigmoid(pre_n), the sigmoids written over the pre-activations.
         T* a_row = a + i * hidden;
@@ -239,12 +243,14 @@ void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInp
   }
 }
 
-template void rbm_forward<float>(const FusedShape&, const FusedNoise&, const RbmInputs<float>&, float*, float*);
-template void rbm_forward<double>(const FusedShape&, const FusedNoise&, const RbmInputs<double>&, double*, double*);
+template void rbm_forward<float>(const FusedShape&, const FusedNoise&, const RbmInputs<float>&, float*, float*,
+                                 float*);
+template void rbm_forward<double>(const FusedShape&, const FusedNoise&, const RbmInputs<double>&, double*, double*,
+                                  double*);
 template void rbm_backward<float>(const FusedShape&, const FusedNoise&, const RbmInputs<float>&, const float*,
-                                  const float*, float*, float*, float*);
+                                  const float*, const float*, float*, float*, float*);
 template void rbm_backward<double>(const FusedShape&, const FusedNoise&, const RbmInputs<double>&, const double*,
-                                   const double*, double*, double*, double*);
+                                   const double*, const double*, double*, double*, double*);
 
 }  // namespace cpu
 }  // namespace edfast

@@ -27,22 +27,23 @@ void contrastive_forward(FloatType type, const void* e_pos, const void* e_neg, v
 void contrastive_backward(FloatType type, const void* grad_v, const void* e_pos, const void* e_neg,
                           const void* log_normaliser, void* grad_pos, void* grad_neg,
                           const ContrastShape& shape);
-// Fused ED (csrc/cpu/fused.cpp). Forward: v [B] and log_normaliser [B]. Pairwise backward:
-// r [B, N] (sum_n c_n delta_n per row) and s [N, N] (sum_n c_n delta_n delta_n^T, symmetric);
-// RBM
-// backward: a [B, H] (sum_n c_n sigmoid(pre_n)), r [B, V] and gwt [V, H] (sum_n c_n
+// Fused ED (csrc/cpu/fused.cpp). Forward: v [B], log_normaliser [B] and energies [B, M + 1]
+// (E of each item, the row's own first), which the backwards take instead of recomputing.
+// Pairwise backward: r [B, N] (sum_n c_n delta_n per row) and s [N, N] (sum_n c_n delta_n
+// delta_n^T, symmetric); RBM backward: a [B, H] (sum_n c_n sigmoid(pre_n)), r [B, V] and gwt [V, H] (sum_n c_n
 // delta_n sigmoid(pre_n)^T). See csrc/core/pairwise.h and csrc/core/rbm.h.
 template <typename T>
 void pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in, T* v,
-                      T* log_normaliser);
+                      T* log_normaliser, T* energies);
 template <typename T>
 void pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in,
-                       const T* grad_v, const T* log_normaliser, T* r, T* s);
+                       const T* grad_v, const T* log_normaliser, const T* energies, T* r, T* s);
 template <typename T>
-void rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, T* v, T* log_normaliser);
+void rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, T* v, T* log_normaliser,
+                 T* energies);
 template <typename T>
 void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, const T* grad_v,
-                  const T* log_normaliser, T* a, T* r, T* gwt);
+                  const T* log_normaliser, const T* energies, T* a, T* r, T* gwt);
 
 // The instruction set the contrastive kernels run on: "avx512", "avx2" or "baseline"
 // (csrc/cpu/contrastive_simd.h).

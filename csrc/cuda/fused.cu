@@ -266,7 +266,7 @@ struct Rbm {
 // v_i and L_i = log(w + sum_j exp(E_j - E_0)) of each row (cf. cpu::row_log_normaliser).
 template <typename T, typename Family>
 __global__ void forward_kernel(Workspace<T> workspace, Family family, FusedShape shape, FusedNoise noise, T* v,
-                               T* log_normaliser, T log_m) {
+                               T* log_normaliser, T* energies, T log_m) {
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   T* shared = dynamic_shared_memory<T>();  // [0] E_0; [1 + w] and [1 + kWarps + w]: warp w's max, sum
   ItemList<T> list = workspace.slot(static_cast<int64_t>(blockIdx.x) * kSlots + warp);
@@ -275,13 +275,16 @@ __global__ void forward_kernel(Workspace<T> workspace, Family family, FusedShape
       build_item(family.changes, shape, noise, family.x(), family.y(), i, 0, lane, list);
       const T e0 = family.energy(list, i, lane);
       if (lane == 0) shared[0] = e0;
+      if (lane == 0 && energies != nullptr) energies[i * (shape.negatives + 1)] = e0;
     }
     __syncthreads();
     const T e0 = shared[0];
     auto lse = core::OnlineLogSumExp<T>::empty();
     for (int64_t j = warp; j < shape.negatives; j += kWarps) {
       build_item(family.changes, shape, noise, family.x(), family.y(), i, 1 + j, lane, list);
-      lse.push(family.energy(list, i, lane) - e0);  // the same on every lane
+      const T energy = family.energy(list, i, lane);  // the same on every lane
+      if (lane == 0 && energies != nullptr) energies[i * (shape.negatives + 1) + 1 + j] = energy;
+      lse.push(energy - e0);
     }
     if (lane == 0) {
       shared[1 + warp] = lse.max;
@@ -390,10 +393,10 @@ cudaError_t with_pairwise(const FusedShape& shape, const FusedNoise& noise, cons
 
 template <typename T>
 cudaError_t pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in, T* v,
-                             T* log_normaliser, cudaStream_t stream, WorkspaceAllocator allocator) {
+                             T* log_normaliser, T* energies, cudaStream_t stream, WorkspaceAllocator allocator) {
   return with_pairwise<T>(shape, noise, in, nullptr, nullptr, [&](auto family, int64_t capacity) {
     return launch_rows<T, forward_kernel<T, decltype(family)>>(shape, capacity, 0, stream, allocator, family, shape, noise, v,
-                                                               log_normaliser, log_negatives<T>(shape));
+                                                               log_normaliser, energies, log_negatives<T>(shape));
   });
 }
 
@@ -414,10 +417,10 @@ cudaError_t pairwise_backward(const FusedShape& shape, const FusedNoise& noise, 
 
 template <typename T>
 cudaError_t rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, T* v,
-                        T* log_normaliser, cudaStream_t stream, WorkspaceAllocator allocator) {
+                        T* log_normaliser, T* energies, cudaStream_t stream, WorkspaceAllocator allocator) {
   const Rbm<T> family{{false}, in, shape.dim, nullptr, nullptr, nullptr};
   return launch_rows<T, forward_kernel<T, Rbm<T>>>(shape, shape.dim, in.hidden, stream, allocator, family, shape, noise, v,
-                                                   log_normaliser, log_negatives<T>(shape));
+                                                   log_normaliser, energies, log_negatives<T>(shape));
 }
 
 template <typename T>
@@ -436,10 +439,10 @@ cudaError_t rbm_backward(const FusedShape& shape, const FusedNoise& noise, const
 
 #define EDFAST_FUSED_INSTANTIATE(T)                                                                                \
   template cudaError_t pairwise_forward<T>(const FusedShape&, const FusedNoise&, const PairwiseInputs<T>&, T*, T*, \
-                                           cudaStream_t, WorkspaceAllocator);                                      \
+                                           T*, cudaStream_t, WorkspaceAllocator);                                      \
   template cudaError_t pairwise_backward<T>(const FusedShape&, const FusedNoise&, const PairwiseInputs<T>&,        \
                                             const T*, const T*, T*, T*, cudaStream_t, WorkspaceAllocator);         \
-  template cudaError_t rbm_forward<T>(const FusedShape&, const FusedNoise&, const RbmInputs<T>&, T*, T*,           \
+  template cudaError_t rbm_forward<T>(const FusedShape&, const FusedNoise&, const RbmInputs<T>&, T*, T*, T*,       \
                                       cudaStream_t, WorkspaceAllocator);                                           \
   template cudaError_t rbm_backward<T>(const FusedShape&, const FusedNoise&, const RbmInputs<T>&, const T*,        \
                                        const T*, T*, T*, T*, cudaStream_t, WorkspaceAllocator);

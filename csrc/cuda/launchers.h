@@ -41,19 +41,21 @@ struct WorkspaceAllocator {
 };
 
 // The fused ED ops (csrc/cuda/fused.cu), with the outputs of their CPU twins (csrc/cpu/fused.cpp):
-// forward v [B] and log_normaliser [B]; pairwise backward r [B, N] and s [N, N]; RBM backward
+// forward v [B], log_normaliser [B] and, when not null, energies [B, M + 1] (E of each item:
+// the row's own, then its negatives'; CPU backwards take them instead of recomputing);
+// pairwise backward r [B, N] and s [N, N]; RBM backward
 // a [B, H], r [B, D] and gwt [D, H]. The backwards zero s / gwt themselves and sum them with
 // atomics (as r and a), so unlike the CPU's these sums are not bitwise deterministic.
 template <typename T>
 cudaError_t pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in, T* v,
-                             T* log_normaliser, cudaStream_t stream, WorkspaceAllocator workspace = {});
+                             T* log_normaliser, T* energies, cudaStream_t stream, WorkspaceAllocator workspace = {});
 template <typename T>
 cudaError_t pairwise_backward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in,
                               const T* grad_v, const T* log_normaliser, T* r, T* s, cudaStream_t stream,
                               WorkspaceAllocator workspace = {});
 template <typename T>
 cudaError_t rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, T* v,
-                        T* log_normaliser, cudaStream_t stream, WorkspaceAllocator workspace = {});
+                        T* log_normaliser, T* energies, cudaStream_t stream, WorkspaceAllocator workspace = {});
 template <typename T>
 cudaError_t rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, const T* grad_v,
                          const T* log_normaliser, T* a, T* r, T* gwt, cudaStream_t stream,

@@ -3,6 +3,7 @@
 // serially. Same noise, same inputs; v, L, r, s, a and gwt must agree to rounding (the CUDA
 // reductions and atomics add in another order). With one modelled SM the grid has 16 blocks of
 // one row each, so B = 19 and 23 wrap the grid-stride loop.
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <random>
@@ -109,9 +110,10 @@ void binary_pair(int64_t n, std::mt19937_64& rng, std::vector<T>& x, std::vector
 
 template <typename T>
 void cpu_pairwise(const FusedShape& shape, const FusedNoise& noise, const edfast::PairwiseInputs<T>& in,
-                  const std::vector<T>& grad, std::vector<T>& v, std::vector<T>& norm, std::vector<T>& r,
-                  std::vector<T>& s) {
+                  const std::vector<T>& grad, std::vector<T>& v, std::vector<T>& norm, std::vector<T>& e,
+                  std::vector<T>& r, std::vector<T>& s) {
   const int64_t n_state = shape.state, m = shape.negatives;
+  e.assign(static_cast<size_t>(shape.batch * (m + 1)), T(0));
   const T log_m = static_cast<T>(std::log(static_cast<double>(m)));
   v.assign(shape.batch, T(0));
   norm.assign(shape.batch, T(0));
@@ -122,6 +124,7 @@ void cpu_pairwise(const FusedShape& shape, const FusedNoise& noise, const edfast
   for (int64_t i = 0; i < shape.batch; ++i) {
     cpu::pairwise_row_items(in, shape, noise, i, scratch);
     cpu::pairwise_row_energies(in, shape, i, scratch);
+    std::copy(scratch.energy.begin(), scratch.energy.end(), e.begin() + i * (m + 1));
     norm[i] = cpu::row_log_normaliser(scratch.energy, m, shape.weight);
     v[i] = norm[i] - log_m;
     cpu::row_coefficients(scratch.energy, m, grad[i], norm[i], coef);
@@ -136,9 +139,10 @@ void cpu_pairwise(const FusedShape& shape, const FusedNoise& noise, const edfast
 
 template <typename T>
 void cpu_rbm(const FusedShape& shape, const FusedNoise& noise, const edfast::RbmInputs<T>& in,
-             const std::vector<T>& grad, std::vector<T>& v, std::vector<T>& norm, std::vector<T>& a,
-             std::vector<T>& r, std::vector<T>& gwt) {
+             const std::vector<T>& grad, std::vector<T>& v, std::vector<T>& norm, std::vector<T>& e,
+             std::vector<T>& a, std::vector<T>& r, std::vector<T>& gwt) {
   const int64_t m = shape.negatives, hidden = in.hidden, dim = shape.dim;
+  e.assign(static_cast<size_t>(shape.batch * (m + 1)), T(0));
   const T log_m = static_cast<T>(std::log(static_cast<double>(m)));
   v.assign(shape.batch, T(0));
   norm.assign(shape.batch, T(0));
@@ -150,6 +154,7 @@ void cpu_rbm(const FusedShape& shape, const FusedNoise& noise, const edfast::Rbm
   for (int64_t i = 0; i < shape.batch; ++i) {
     cpu::rbm_row_items(in, shape, noise, i, scratch);
     cpu::rbm_row_energies(in, shape, i, scratch);
+    std::copy(scratch.energy.begin(), scratch.energy.end(), e.begin() + i * (m + 1));
     norm[i] = cpu::row_log_normaliser(scratch.energy, m, shape.weight);
     v[i] = norm[i] - log_m;
     cpu::row_coefficients(scratch.energy, m, grad[i], norm[i], coef);
@@ -180,15 +185,18 @@ void compare_pairwise(const std::string& what, const FusedShape& shape, const Fu
                       const edfast::PairwiseInputs<T>& host, const edfast::PairwiseInputs<T>& device,
                       std::mt19937_64& rng) {
   const std::vector<T> grad = uniform<T>(shape.batch, rng, -1.5, 1.5);
-  std::vector<T> v, norm, r, s;
-  cpu_pairwise(shape, noise, host, grad, v, norm, r, s);
+  std::vector<T> v, norm, e, r, s;
+  cpu_pairwise(shape, noise, host, grad, v, norm, e, r, s);
   DeviceBuffer<T> v_dev(shape.batch), norm_dev(shape.batch), grad_dev(grad), norm_in(norm);
+  DeviceBuffer<T> e_dev(shape.batch * (shape.negatives + 1), T(NAN));
   DeviceBuffer<T> r_dev(shape.batch * shape.state, T(NAN)), s_dev(shape.state * shape.state, T(NAN));
-  CHECK(cuda::pairwise_forward(shape, noise, device, v_dev.data(), norm_dev.data(), nullptr) == cudaSuccess);
+  CHECK(cuda::pairwise_forward(shape, noise, device, v_dev.data(), norm_dev.data(), e_dev.data(), nullptr) ==
+        cudaSuccess);
   CHECK(cuda::pairwise_backward(shape, noise, device, grad_dev.data(), norm_in.data(), r_dev.data(), s_dev.data(),
                                 nullptr) == cudaSuccess);
   expect_close(what, "v", v_dev.data(), v);
   expect_close(what, "log_normaliser", norm_dev.data(), norm);
+  expect_close(what, "energies", e_dev.data(), e);
   expect_close(what, "r", r_dev.data(), r);
   expect_close(what, "s", s_dev.data(), s);
   CHECK(any_nonzero(s) && any_nonzero(r), "%s: the case has no sparse terms", what.c_str());
@@ -295,20 +303,22 @@ void check_rbm(const char* name, const FusedNoise& noise) {
       }
     const std::vector<T> grad = uniform<T>(c.batch, rng, -1.5, 1.5);
     const edfast::RbmInputs<T> host{x.data(), y.data(), weight_t.data(), pre_y.data(), visible_bias.data(), hidden};
-    std::vector<T> v, norm, a, r, gwt;
-    cpu_rbm(shape, noise, host, grad, v, norm, a, r, gwt);
+    std::vector<T> v, norm, e, a, r, gwt;
+    cpu_rbm(shape, noise, host, grad, v, norm, e, a, r, gwt);
 
     DeviceBuffer<T> x_dev(x), y_dev(y), weight_dev(weight_t), pre_dev(pre_y), bias_dev(visible_bias);
     const edfast::RbmInputs<T> dev{x_dev.data(), y_dev.data(), weight_dev.data(), pre_dev.data(), bias_dev.data(), hidden};
     DeviceBuffer<T> v_dev(c.batch), norm_dev(c.batch), grad_dev(grad), norm_in(norm);
+    DeviceBuffer<T> e_dev(c.batch * (c.negatives + 1), T(NAN));
     DeviceBuffer<T> a_dev(c.batch * hidden, T(NAN)), r_dev(c.batch * c.dim, T(NAN)), gwt_dev(c.dim * hidden, T(NAN));
-    CHECK(cuda::rbm_forward(shape, noise, dev, v_dev.data(), norm_dev.data(), nullptr) == cudaSuccess);
+    CHECK(cuda::rbm_forward(shape, noise, dev, v_dev.data(), norm_dev.data(), e_dev.data(), nullptr) == cudaSuccess);
     CHECK(cuda::rbm_backward(shape, noise, dev, grad_dev.data(), norm_in.data(), a_dev.data(), r_dev.data(),
                              gwt_dev.data(), nullptr) == cudaSuccess);
     const std::string what = describe((std::string(name) + " " + kTypeName<T>).c_str(), c, false) +
                              " H=" + std::to_string(hidden);
     expect_close(what, "v", v_dev.data(), v);
     expect_close(what, "log_normaliser", norm_dev.data(), norm);
+    expect_close(what, "energies", e_dev.data(), e);
     expect_close(what, "a", a_dev.data(), a);
     expect_close(what, "r", r_dev.data(), r);
     expect_close(what, "gwt", gwt_dev.data(), gwt);
@@ -355,10 +365,11 @@ TEST_CASE(cuda, fused_empty_batch) {
   DeviceBuffer<float> none(0), coupling(36, 0.5f), s(36, NAN), gwt(6 * 3, NAN);
   const edfast::PairwiseInputs<float> pairwise{none.data(), none.data(), coupling.data(), none.data(), nullptr, 1.0f};
   const edfast::RbmInputs<float> rbm{none.data(), none.data(), coupling.data(), none.data(), coupling.data(), 3};
-  CHECK(cuda::pairwise_forward(shape, bitflip(), pairwise, none.data(), none.data(), nullptr) == cudaSuccess);
+  CHECK(cuda::pairwise_forward(shape, bitflip(), pairwise, none.data(), none.data(), none.data(), nullptr) ==
+        cudaSuccess);
   CHECK(cuda::pairwise_backward(shape, bitflip(), pairwise, none.data(), none.data(), none.data(), s.data(), nullptr) ==
         cudaSuccess);
-  CHECK(cuda::rbm_forward(shape, bitflip(), rbm, none.data(), none.data(), nullptr) == cudaSuccess);
+  CHECK(cuda::rbm_forward(shape, bitflip(), rbm, none.data(), none.data(), none.data(), nullptr) == cudaSuccess);
   CHECK(cuda::rbm_backward(shape, bitflip(), rbm, none.data(), none.data(), none.data(), none.data(), gwt.data(),
                            nullptr) == cudaSuccess);
   CHECK(cuda_model::launches_run() == launches, "an empty batch launched a kernel");
