@@ -6,9 +6,9 @@
 // parallel over rows and sums the sparse gradient terms.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -243,20 +243,18 @@ void rbm_item_pre(const RbmInputs<T>& in, const RowItems<T>& items, int64_t i, i
   }
 }
 
-// E of every item of row i into scratch.energy. Each item's pre-activations go to
-// pre_of_items + n * H when given (backward turns them into sigmoids), else to scratch.hidden.
+// E of every item of row i into scratch.energy; scratch.hidden holds [pre of the last item,
+// softplus(pre_y)].
 template <typename T>
-void rbm_row_energies(const RbmInputs<T>& in, const FusedShape& shape, int64_t i, RowScratch<T>& scratch,
-                      T* pre_of_items = nullptr) {
+void rbm_row_energies(const RbmInputs<T>& in, const FusedShape& shape, int64_t i, RowScratch<T>& scratch) {
   const RowItems<T>& items = scratch.items;
   const int64_t n = shape.negatives + 1, hidden = in.hidden;
   scratch.energy.resize(static_cast<size_t>(n));
   scratch.hidden.resize(static_cast<size_t>(2 * hidden));
-  T* softplus_y = scratch.hidden.data() + hidden;
-  const T* pre_y = in.pre_y + i * hidden;
-  softplus_into(pre_y, softplus_y, hidden);
+  T* pre = scratch.hidden.data();
+  T* softplus_y = pre + hidden;
+  softplus_into(in.pre_y + i * hidden, softplus_y, hidden);
   for (int64_t item = 0; item < n; ++item) {
-    T* pre = pre_of_items ? pre_of_items + item * hidden : scratch.hidden.data();
     rbm_item_pre(in, items, i, item, pre);
     T energy = T(0);
     for (int64_t a = items.start[item]; a < items.start[item + 1]; ++a) energy += items.value[a] * in.visible_bias[items.index[a]];
