@@ -52,7 +52,8 @@ void for_each_entry_by_owner(const std::vector<RowItems<T>>& items, int64_t rows
   });
 }
 
-int64_t rows_per_chunk(int64_t negatives) { return std::max<int64_t>(1, kItemsPerChunk / (negatives + 1)); }
+// Rows per forward tile: about kItemsPerChunk items in the per-thread buffers.
+int64_t rows_per_tile(int64_t negatives) { return std::max<int64_t>(1, kItemsPerChunk / (negatives + 1)); }
 
 // Rows per backward chunk: about kChunkBytes of records, from the expected entries per item
 // (Bernoulli: epsilon D + 1; BitFlip: 1; categorical: at most 2 D) and `payload` bytes more
@@ -108,7 +109,7 @@ template <typename T>
 void pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in, T* v,
                       T* log_normaliser, T* energies) {
   const T log_m = static_cast<T>(std::log(static_cast<double>(shape.negatives)));
-  const int64_t tile_rows = rows_per_chunk(shape.negatives), n_items = shape.negatives + 1;
+  const int64_t tile_rows = rows_per_tile(shape.negatives), n_items = shape.negatives + 1;
   parallel_rows(0, shape.batch, shape.dim * n_items, [&](int64_t begin, int64_t end) {
     Tile<T> tile;
     std::vector<RowItems<T>> items(static_cast<size_t>(tile_rows));
