@@ -237,9 +237,7 @@ void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInp
     // G[k, :] += c_n delta_n[k] sigmoid(pre_n) for every item n with a flip at k.
     for_each_entry_by_owner(items, rows, shape.dim, [&](int64_t k, int64_t row_index, int64_t item, int64_t a) {
       const T c = coef[row_index][item] * items[row_index].value[a];
-      const T* sig = sigmoid[row_index].data() + item * hidden;
-      T* g_row = gwt + k * hidden;
-      for (int64_t h = 0; h < hidden; ++h) g_row[h] += c * sig[h];
+      axpy(c, sigmoid[row_index].data() + item * hidden, gwt + k * hidden, hidden);
     });
   }
 }

@@ -224,6 +224,10 @@ inline void softplus_into(const double* in, double* out, int64_t n) {
 inline void sigmoid_accumulate(const float* pre, float c, float* sigmoid, float* acc, int64_t n) {
   rbm_vector_kernels().sigmoid_accumulate(pre, c, sigmoid, acc, n);
 }
+inline void axpy(float a, const float* x, float* y, int64_t n) { rbm_vector_kernels().axpy(a, x, y, n); }
+inline void axpy(double a, const double* x, double* y, int64_t n) {
+  for (int64_t h = 0; h < n; ++h) y[h] += a * x[h];
+}
 inline void sigmoid_accumulate(const double* pre, double c, double* sigmoid, double* acc, int64_t n) {
   for (int64_t h = 0; h < n; ++h) {
     sigmoid[h] = core::sigmoid(pre[h]);
@@ -231,7 +235,13 @@ inline void sigmoid_accumulate(const double* pre, double c, double* sigmoid, dou
   }
 }
 
-// The pre-activations of item n of row i into pre[0, H).
+// The pre-activations of item n of row i into pre[0, H): y's plus the columns of W at its
+// flips. Vectorised for float; the double version is the loop below.
+inline void rbm_item_pre(const RbmInputs<float>& in, const RowItems<float>& items, int64_t i, int64_t n, float* pre) {
+  const int64_t first = items.start[n];
+  rbm_vector_kernels().item_pre(in.pre_y + i * in.hidden, in.weight_t, items.index.data() + first,
+                                items.value.data() + first, items.count(n), pre, in.hidden);
+}
 template <typename T>
 void rbm_item_pre(const RbmInputs<T>& in, const RowItems<T>& items, int64_t i, int64_t n, T* pre) {
   const int64_t hidden = in.hidden;

@@ -35,13 +35,17 @@ struct Lanes {
   using V = typename VecOf<kBytes>::type;
   static constexpr int kCount = kBytes / 4;
 
-  static EDFAST_SIMD_INLINE V load(const float* p, int64_t n) {  // n < kCount: zero-padded
+  // The first min(n, kCount) floats at p, zero-padded. A full vector is a constant-size copy
+  // (one unaligned load); only a row's tail pays a variable-size one.
+  static EDFAST_SIMD_INLINE V load(const float* p, int64_t n) {
     V v{};
-    std::memcpy(&v, p, static_cast<size_t>(n < kCount ? n : kCount) * sizeof(float));
+    if (n >= kCount) std::memcpy(&v, p, sizeof(V));
+    else std::memcpy(&v, p, static_cast<size_t>(n) * sizeof(float));
     return v;
   }
   static EDFAST_SIMD_INLINE void store(float* p, V v, int64_t n) {
-    std::memcpy(p, &v, static_cast<size_t>(n < kCount ? n : kCount) * sizeof(float));
+    if (n >= kCount) std::memcpy(p, &v, sizeof(V));
+    else std::memcpy(p, &v, static_cast<size_t>(n) * sizeof(float));
   }
   // max(z, 0) + log(1 + exp(-|z|)).
   static EDFAST_SIMD_INLINE V softplus(V z) {
@@ -86,6 +90,25 @@ EDFAST_SIMD_INLINE void sigmoid_accumulate_impl(const float* pre, float c, float
   }
 }
 
+template <int kBytes>
+EDFAST_SIMD_INLINE void item_pre_impl(const float* pre_y, const float* weight_t, const int32_t* index,
+                                      const float* value, int64_t count, float* pre, int64_t n) {
+  using L = Lanes<kBytes>;
+  for (int64_t h = 0; h < n; h += L::kCount) {
+    typename L::V acc = L::load(pre_y + h, n - h);
+    for (int64_t a = 0; a < count; ++a) {
+      acc += value[a] * L::load(weight_t + static_cast<int64_t>(index[a]) * n + h, n - h);
+    }
+    L::store(pre + h, acc, n - h);
+  }
+}
+
+template <int kBytes>
+EDFAST_SIMD_INLINE void axpy_impl(float a, const float* x, float* y, int64_t n) {
+  using L = Lanes<kBytes>;
+  for (int64_t h = 0; h < n; h += L::kCount) L::store(y + h, L::load(y + h, n - h) + a * L::load(x + h, n - h), n - h);
+}
+
 #define EDFAST_RBM_FUNCTIONS(NAME, BYTES, TARGET)                                                     \
   TARGET float softplus_change_sum_##NAME(const float* pre, const float* softplus_y, int64_t n) {     \
     return softplus_change_sum_impl<BYTES>(pre, softplus_y, n);                                       \
@@ -94,8 +117,14 @@ EDFAST_SIMD_INLINE void sigmoid_accumulate_impl(const float* pre, float c, float
   TARGET void sigmoid_accumulate_##NAME(const float* pre, float c, float* sigmoid, float* acc, int64_t n) { \
     sigmoid_accumulate_impl<BYTES>(pre, c, sigmoid, acc, n);                                          \
   }                                                                                                   \
+  TARGET void item_pre_##NAME(const float* pre_y, const float* weight_t, const int32_t* index,        \
+                              const float* value, int64_t count, float* pre, int64_t n) {             \
+    item_pre_impl<BYTES>(pre_y, weight_t, index, value, count, pre, n);                               \
+  }                                                                                                   \
+  TARGET void axpy_##NAME(float a, const float* x, float* y, int64_t n) { axpy_impl<BYTES>(a, x, y, n); } \
   RbmVectorKernels kernels_##NAME() {                                                                 \
-    return {&softplus_change_sum_##NAME, &softplus_##NAME, &sigmoid_accumulate_##NAME};               \
+    return {&softplus_change_sum_##NAME, &softplus_##NAME, &sigmoid_accumulate_##NAME, &item_pre_##NAME, \
+            &axpy_##NAME};                                                                            \
   }
 
 EDFAST_RBM_FUNCTIONS(baseline, 16, )

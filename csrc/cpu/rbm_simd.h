@@ -18,6 +18,12 @@ struct RbmVectorKernels {
   void (*softplus)(const float* in, float* out, int64_t n);
   // sigmoid[h] = 1 / (1 + exp(-pre[h])) and acc[h] += c * sigmoid[h]; sigmoid may be pre.
   void (*sigmoid_accumulate)(const float* pre, float c, float* sigmoid, float* acc, int64_t n);
+  // An item's pre-activations in one pass: pre[h] = pre_y[h] + sum_a value[a] * weight_t[index[a] * n + h]
+  // (the columns of W at its flips; rbm_item_pre in fused_rows.h).
+  void (*item_pre)(const float* pre_y, const float* weight_t, const int32_t* index, const float* value,
+                   int64_t count, float* pre, int64_t n);
+  // y[h] += a * x[h].
+  void (*axpy)(float a, const float* x, float* y, int64_t n);
 };
 
 const RbmVectorKernels& rbm_vector_kernels();
