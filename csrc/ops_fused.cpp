@@ -9,6 +9,7 @@ namespace edfast {
 namespace {
 
 struct CpuKernels {
+  static constexpr bool kBackwardReadsFields = false;  // it takes the forward's energies
   template <typename T>
   static void pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in, T* v,
                                T* log_normaliser, T* energies) {

@@ -1,8 +1,9 @@
 // The fused ED ops (ising_ed, potts_ed, rbm_ed and their backwards), written once over ATen
 // for any device: y from edfast::perturb, the dense fields by one GEMM over the batch, the
 // per-row work by the device's kernels (`Kernels`: CpuKernels in ops_fused.cpp, CudaKernels in
-// ops_fused_cuda.cpp), and the dense gradient terms by GEMMs. The maths is in
-// csrc/core/pairwise.h and csrc/core/rbm.h.
+// ops_fused_cuda.cpp; kBackwardReadsFields says whether a backward needs K and the fields),
+// and the dense gradient terms by GEMMs. The maths is in csrc/core/pairwise.h and
+// csrc/core/rbm.h.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -76,9 +77,10 @@ inline Tensor checked_energies(const char* op, const Tensor& energies, const Fus
   return energies.to(like.scalar_type()).contiguous();
 }
 
+// The data of a tensor that may be undefined (null then).
 template <typename T>
-const T* optional_data(const OptionalTensor& t) {
-  return t.has_value() ? t->data_ptr<T>() : nullptr;
+const T* optional_data(const Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
 }
 
 // (K + K^T) / 2, or K itself when it is symmetric already (the modules' couplings are): no copy.
@@ -93,8 +95,11 @@ struct IsingState {
   Tensor x, y, spins, coupling, field, bias;
 };
 
+// `fields`: K and h = S_y K, which the forward kernels and the CUDA backward read (the CPU
+// backward takes the forward's energies and needs neither).
 inline IsingState ising_state(const char* op, const Tensor& x, const Tensor& coupling, const OptionalTensor& bias,
-                              int64_t kind, double param, int64_t m, double w, int64_t seed, int64_t row_offset) {
+                              int64_t kind, double param, int64_t m, double w, int64_t seed, int64_t row_offset,
+                              bool fields = true) {
   check_common(op, x, coupling, m, w);
   check_binary_kind(op, kind);
   const int64_t d = x.size(1);
@@ -107,16 +112,18 @@ inline IsingState ising_state(const char* op, const Tensor& x, const Tensor& cou
   s.x = x.contiguous();
   s.y = draw_y(s.x, kind, param, c10::nullopt, seed, row_offset);
   s.spins = s.y * 2 - 1;
-  s.coupling = symmetric(coupling);
-  s.field = s.spins.mm(s.coupling);
+  if (fields) {
+    s.coupling = symmetric(coupling);
+    s.field = s.spins.mm(s.coupling);
+  }
   if (bias.has_value()) s.bias = bias->contiguous();
   return s;
 }
 
 template <typename T>
 PairwiseInputs<T> ising_inputs(const IsingState& s) {
-  return PairwiseInputs<T>{s.x.data_ptr<T>(), s.y.data_ptr<T>(), s.coupling.data_ptr<T>(), s.field.data_ptr<T>(),
-                           s.bias.defined() ? s.bias.data_ptr<T>() : nullptr, T(1)};
+  return PairwiseInputs<T>{s.x.data_ptr<T>(), s.y.data_ptr<T>(), optional_data<T>(s.coupling),
+                           optional_data<T>(s.field), optional_data<T>(s.bias), T(1)};
 }
 
 template <class Kernels>
@@ -146,7 +153,8 @@ std::tuple<Tensor, Tensor> ising_ed_backward(const Tensor& grad_v, const Tensor&
                                              const OptionalTensor& bias, const Tensor& log_normaliser,
                                              const Tensor& energies, int64_t kind, double param, int64_t m, double w,
                                              int64_t seed, int64_t row_offset) {
-  const IsingState s = ising_state("ising_ed_backward", x, coupling, bias, kind, param, m, w, seed, row_offset);
+  const IsingState s = ising_state("ising_ed_backward", x, coupling, bias, kind, param, m, w, seed, row_offset,
+                                   Kernels::kBackwardReadsFields);
   const FusedShape shape = make_shape(s.x, s.x.size(1), m, seed, row_offset, w);
   const Tensor g = grad_v.to(coupling.scalar_type()).contiguous(), norm = log_normaliser.contiguous();
   const Tensor e = checked_energies("ising_ed_backward", energies, shape, coupling);
@@ -168,7 +176,8 @@ struct PottsState {
 };
 
 inline PottsState potts_state(const char* op, const Tensor& x, const Tensor& coupling, const OptionalTensor& bias,
-                              const Tensor& transition_cdf, int64_t m, double w, int64_t seed, int64_t row_offset) {
+                              const Tensor& transition_cdf, int64_t m, double w, int64_t seed, int64_t row_offset,
+                              bool fields = true) {
   check_common(op, x, coupling, m, w);
   check_perturb(x, core::kTransition, 0.0, transition_cdf, m, seed, row_offset, 0);
   const int64_t d = x.size(1), k = transition_cdf.size(0);
@@ -180,16 +189,18 @@ inline PottsState potts_state(const char* op, const Tensor& x, const Tensor& cou
   s.cdf = transition_cdf.contiguous();
   s.y = draw_y(s.x, core::kTransition, 0.0, s.cdf, seed, row_offset);
   s.onehot = at::one_hot(s.y, k).reshape({s.x.size(0), d * k}).to(coupling.scalar_type());
-  s.coupling = symmetric(coupling.reshape({d * k, d * k}));
-  s.field = s.onehot.mm(s.coupling);
+  if (fields) {
+    s.coupling = symmetric(coupling.reshape({d * k, d * k}));
+    s.field = s.onehot.mm(s.coupling);
+  }
   if (bias.has_value()) s.bias = bias->reshape({d * k}).contiguous();
   return s;
 }
 
 template <typename T>
 PairwiseInputs<T> potts_inputs(const PottsState& s) {
-  return PairwiseInputs<T>{s.x.data_ptr<int64_t>(), s.y.data_ptr<int64_t>(), s.coupling.data_ptr<T>(),
-                           s.field.data_ptr<T>(), s.bias.defined() ? s.bias.data_ptr<T>() : nullptr, T(0.5)};
+  return PairwiseInputs<T>{s.x.data_ptr<int64_t>(), s.y.data_ptr<int64_t>(), optional_data<T>(s.coupling),
+                           optional_data<T>(s.field), optional_data<T>(s.bias), T(0.5)};
 }
 
 inline FusedNoise potts_noise(const PottsState& s) {
@@ -216,7 +227,8 @@ std::tuple<Tensor, Tensor> potts_ed_backward(const Tensor& grad_v, const Tensor&
                                              const OptionalTensor& bias, const Tensor& transition_cdf,
                                              const Tensor& log_normaliser, const Tensor& energies, int64_t m,
                                              double w, int64_t seed, int64_t row_offset) {
-  const PottsState s = potts_state("potts_ed_backward", x, coupling, bias, transition_cdf, m, w, seed, row_offset);
+  const PottsState s = potts_state("potts_ed_backward", x, coupling, bias, transition_cdf, m, w, seed, row_offset,
+                                   Kernels::kBackwardReadsFields);
   const FusedShape shape = make_shape(s.x, s.x.size(1) * s.classes, m, seed, row_offset, w);
   const Tensor g = grad_v.to(coupling.scalar_type()).contiguous(), norm = log_normaliser.contiguous();
   const Tensor e = checked_energies("potts_ed_backward", energies, shape, coupling);

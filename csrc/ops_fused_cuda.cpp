@@ -34,6 +34,7 @@ struct TorchWorkspace {
 // Called by the op bodies with x's device current (Guarded below), so the current stream is
 // that device's.
 struct CudaKernels {
+  static constexpr bool kBackwardReadsFields = true;  // it recomputes the energies
   template <typename T>
   static void pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in, T* v,
                                T* log_normaliser, T* energies) {
