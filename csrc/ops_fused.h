@@ -22,7 +22,8 @@ namespace fused {
 using at::Tensor;
 using OptionalTensor = c10::optional<Tensor>;
 
-// y ~ q(.|x) of edfast::perturb (stream 0, the same draws as the generic path).
+// y ~ q(.|x) of edfast::perturb (stream 0, the same draws as the generic path). The op draws
+// at least one negative (m = 1), discarded here: B x D of extra work beside the M negatives.
 inline Tensor draw_y(const Tensor& x, int64_t kind, double param, const OptionalTensor& cdf, int64_t seed,
                      int64_t row_offset) {
   static const auto op = c10::Dispatcher::singleton()
@@ -67,6 +68,13 @@ inline FusedShape make_shape(const Tensor& x, int64_t state, int64_t m, int64_t 
   TORCH_CHECK_VALUE(state < std::numeric_limits<int32_t>::max(), "edfast: the state has ", state,
                     " entries, more than the fused kernels index (2^31 - 1)");
   return FusedShape{x.size(0), x.size(1), state, m, static_cast<uint64_t>(seed), row_offset, w};
+}
+
+// A forward's outputs in the parameters' dtype: v [B], log_normaliser [B], energies [B, M + 1].
+using ForwardOutputs = std::tuple<Tensor, Tensor, Tensor>;
+inline ForwardOutputs forward_outputs(const FusedShape& shape, const at::TensorOptions& options) {
+  return {at::empty({shape.batch}, options), at::empty({shape.batch}, options),
+          at::empty({shape.batch, shape.negatives + 1}, options)};
 }
 
 // The forward's energies [B, M + 1] as the backward kernels read them.
@@ -127,17 +135,17 @@ PairwiseInputs<T> ising_inputs(const IsingState& s) {
 }
 
 template <class Kernels>
-std::tuple<Tensor, Tensor, Tensor> ising_ed(const Tensor& x, const Tensor& coupling, const OptionalTensor& bias, int64_t kind,
-                                    double param, int64_t m, double w, int64_t seed, int64_t row_offset) {
+ForwardOutputs ising_ed(const Tensor& x, const Tensor& coupling, const OptionalTensor& bias, int64_t kind, double param,
+                        int64_t m, double w, int64_t seed, int64_t row_offset) {
   const IsingState s = ising_state("ising_ed", x, coupling, bias, kind, param, m, w, seed, row_offset);
   const FusedShape shape = make_shape(s.x, s.x.size(1), m, seed, row_offset, w);
-  Tensor v = at::empty({shape.batch}, coupling.options()), log_normaliser = at::empty_like(v);
-  Tensor energies = at::empty({shape.batch, m + 1}, coupling.options());
+  ForwardOutputs out = forward_outputs(shape, coupling.options());
+  auto& [v, log_normaliser, energies] = out;
   AT_DISPATCH_FLOATING_TYPES(coupling.scalar_type(), "ising_ed", [&] {
     Kernels::pairwise_forward(shape, binary_noise(kind, param), ising_inputs<scalar_t>(s), v.data_ptr<scalar_t>(),
                               log_normaliser.data_ptr<scalar_t>(), energies.data_ptr<scalar_t>());
   });
-  return {v, log_normaliser, energies};
+  return out;
 }
 
 // grad_K = -alpha (v_y^T r + r^T v_y + S), S symmetric, computed as -alpha (G + G^T) with
@@ -208,18 +216,17 @@ inline FusedNoise potts_noise(const PottsState& s) {
 }
 
 template <class Kernels>
-std::tuple<Tensor, Tensor, Tensor> potts_ed(const Tensor& x, const Tensor& coupling, const OptionalTensor& bias,
-                                    const Tensor& transition_cdf, int64_t m, double w, int64_t seed,
-                                    int64_t row_offset) {
+ForwardOutputs potts_ed(const Tensor& x, const Tensor& coupling, const OptionalTensor& bias,
+                        const Tensor& transition_cdf, int64_t m, double w, int64_t seed, int64_t row_offset) {
   const PottsState s = potts_state("potts_ed", x, coupling, bias, transition_cdf, m, w, seed, row_offset);
   const FusedShape shape = make_shape(s.x, s.x.size(1) * s.classes, m, seed, row_offset, w);
-  Tensor v = at::empty({shape.batch}, coupling.options()), log_normaliser = at::empty_like(v);
-  Tensor energies = at::empty({shape.batch, m + 1}, coupling.options());
+  ForwardOutputs out = forward_outputs(shape, coupling.options());
+  auto& [v, log_normaliser, energies] = out;
   AT_DISPATCH_FLOATING_TYPES(coupling.scalar_type(), "potts_ed", [&] {
     Kernels::pairwise_forward(shape, potts_noise(s), potts_inputs<scalar_t>(s), v.data_ptr<scalar_t>(),
                               log_normaliser.data_ptr<scalar_t>(), energies.data_ptr<scalar_t>());
   });
-  return {v, log_normaliser, energies};
+  return out;
 }
 
 template <class Kernels>
@@ -278,18 +285,18 @@ RbmInputs<T> rbm_inputs(const RbmState& s) {
 }
 
 template <class Kernels>
-std::tuple<Tensor, Tensor, Tensor> rbm_ed(const Tensor& x, const Tensor& weight, const Tensor& visible_bias,
-                                  const Tensor& hidden_bias, int64_t kind, double param, int64_t m, double w,
-                                  int64_t seed, int64_t row_offset) {
+ForwardOutputs rbm_ed(const Tensor& x, const Tensor& weight, const Tensor& visible_bias,
+                      const Tensor& hidden_bias, int64_t kind, double param, int64_t m, double w, int64_t seed,
+                      int64_t row_offset) {
   const RbmState s = rbm_state("rbm_ed", x, weight, visible_bias, hidden_bias, kind, param, m, w, seed, row_offset);
   const FusedShape shape = make_shape(s.x, s.x.size(1), m, seed, row_offset, w);
-  Tensor v = at::empty({shape.batch}, weight.options()), log_normaliser = at::empty_like(v);
-  Tensor energies = at::empty({shape.batch, m + 1}, weight.options());
+  ForwardOutputs out = forward_outputs(shape, weight.options());
+  auto& [v, log_normaliser, energies] = out;
   AT_DISPATCH_FLOATING_TYPES(weight.scalar_type(), "rbm_ed", [&] {
     Kernels::rbm_forward(shape, binary_noise(kind, param), rbm_inputs<scalar_t>(s), v.data_ptr<scalar_t>(),
                          log_normaliser.data_ptr<scalar_t>(), energies.data_ptr<scalar_t>());
   });
-  return {v, log_normaliser, energies};
+  return out;
 }
 
 template <class Kernels>

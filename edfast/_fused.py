@@ -16,6 +16,7 @@ from typing import Callable, Optional, Tuple
 import torch
 
 from edfast import _C  # noqa: F401  (loading the library registers the ops)
+from edfast._ops import cuda_kernels_built
 from edfast.energies import BernoulliRBM, Ising, Potts
 from edfast.perturbations import Bernoulli, BitFlip, Categorical, Cyclic, Ordinal, Perturbation
 
@@ -121,8 +122,6 @@ _SUPPORTED = {
     Potts: (Categorical, Cyclic, Ordinal),
 }
 
-FusedLoss = Callable[[torch.Tensor, Perturbation, int, float, int, int], torch.Tensor]
-
 
 def _ising(energy: Ising, x, perturbation, m, w, seed, row_offset):
     kind, param, _ = perturbation.op_args(x.device)
@@ -151,8 +150,9 @@ def fused_kernel(energy, x: torch.Tensor, perturbation: Perturbation) -> Tuple[O
 
     Served: ``type(energy)`` exactly Ising or BernoulliRBM under Bernoulli or BitFlip, or Potts
     under Categorical, Cyclic or Ordinal (with the energy's number of classes); float32 or
-    float64 parameters; x of shape [B, D] (float like the parameters, or int64 for Potts)
-    on the parameters' device. A subclass is not served: it may override ``forward``.
+    float64 parameters; x of shape [B, D] (float like the parameters, or int64 for Potts).
+    x must be on the parameters' device (energy_discrepancy checks it first). A subclass is not
+    served: it may override ``forward``.
     """
     family = type(energy)
     if family not in _OPS:
@@ -172,8 +172,6 @@ def fused_kernel(energy, x: torch.Tensor, perturbation: Perturbation) -> Tuple[O
                           f"{energy.num_classes}")
     elif x.dtype != parameter.dtype:
         return None, f"the fused {family.__name__} kernel takes x of the parameters' dtype {parameter.dtype}, got {x.dtype}"
-    if x.device != parameter.device:
-        return None, f"x is on {x.device} but the energy's parameters are on {parameter.device}"
-    if x.device.type == "cuda" and not torch._C._dispatch_has_kernel_for_dispatch_key("edfast::ising_ed", "CUDA"):
+    if x.device.type == "cuda" and not cuda_kernels_built():
         return None, "this build of edfast has no CUDA kernels"
     return _OPS[family], ""

@@ -49,18 +49,25 @@ EDFAST_INLINE A pairwise_entry_energy(A value, A pairs, A field, A bias, A diago
   return value * (linear + alpha * (value * diagonal + A(2) * pairs));
 }
 
-// E of one item (see above), accumulated in A. `bias` may be null (b = 0). The quadratic
-// sum runs over ordered pairs a <= c with the off-diagonal ones doubled: K is symmetric.
+// Entry a's term of an item's E (below), so that CUDA lanes can split an item's entries.
+template <typename T, typename A>
+EDFAST_INLINE A pairwise_item_entry_energy(const T* coupling, int64_t state, const T* field, const T* bias,
+                                           const int32_t* index, const T* value, int64_t count, int64_t a, A alpha) {
+  const T* row = coupling + static_cast<int64_t>(index[a]) * state;
+  const A pairs = gathered_dot<T, A>(row, index, value, a + 1, count);  // sum over c > a
+  return pairwise_entry_energy(static_cast<A>(value[a]), pairs, static_cast<A>(field[index[a]]),
+                               bias ? static_cast<A>(bias[index[a]]) : A(0), static_cast<A>(row[index[a]]), alpha);
+}
+
+// E of one item (see above), accumulated in A: its entries' terms in order. `bias` may be
+// null (b = 0). The quadratic sum runs over ordered pairs a <= c with the off-diagonal ones
+// doubled: K is symmetric.
 template <typename T, typename A>
 EDFAST_INLINE A pairwise_item_energy(const T* coupling, int64_t state, const T* field, const T* bias,
                                      const int32_t* index, const T* value, int64_t count, A alpha) {
   A energy = A(0);
   for (int64_t a = 0; a < count; ++a) {
-    const T* row = coupling + static_cast<int64_t>(index[a]) * state;
-    const A va = static_cast<A>(value[a]);
-    const A pairs = gathered_dot<T, A>(row, index, value, a + 1, count);  // sum over c > a
-    energy += pairwise_entry_energy(va, pairs, static_cast<A>(field[index[a]]),
-                                    bias ? static_cast<A>(bias[index[a]]) : A(0), static_cast<A>(row[index[a]]), alpha);
+    energy += pairwise_item_entry_energy<T, A>(coupling, state, field, bias, index, value, count, a, alpha);
   }
   return energy;
 }

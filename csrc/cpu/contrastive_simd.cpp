@@ -17,25 +17,10 @@
 
 #include "../core/contrastive.h"
 
-// Vector arguments wider than the baseline's change the calling convention; the functions
-// that take them are always inlined into functions of the right instruction set.
-#pragma GCC diagnostic ignored "-Wpsabi"
-// The extension builds with -ffp-contract=off for the noise maths (csrc/core/exact_float.h);
-// this file has none, and FMA saves a third of exp's instructions.
-#if defined(__clang__)
-#pragma clang fp contract(fast)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=fast")
-#endif
-
+// After core/contrastive.h, whose scalar maths rounds as written: FMA contraction from here on.
+#include "simd_targets.h"
 #include "vec_exp.h"
 #include "vec_reduce.h"
-
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define EDFAST_X86_DISPATCH 1
-#define EDFAST_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-#define EDFAST_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#endif
 
 namespace edfast {
 namespace cpu {
@@ -47,10 +32,7 @@ template <class T> struct AccOf { using type = float; };
 template <> struct AccOf<double> { using type = double; };
 template <class T> using Acc = typename AccOf<T>::type;
 
-template <class A, int kBytes> struct VecOf {
-  typedef A type __attribute__((vector_size(kBytes)));
-};
-template <class A, int kBytes> using Vec = typename VecOf<A, kBytes>::type;
+using simd::Vec;
 
 // Scalars of each element type as their accumulator type, and back.
 EDFAST_SIMD_INLINE float to_acc(float x) { return x; }

@@ -4,7 +4,7 @@
 // Determinism: every row's work is independent, and the sparse terms (sum over items of
 // c_n delta_n delta_n^T, or of c_n s_n delta_n^T for the RBM) are summed per output row k of
 // the gradient, by the thread that owns k, over the items in (row, item) order. The result is
-// the same for every run and every thread count. Rows are taken in chunks of about
+// the same for every run and every thread count. Backward takes rows in chunks of about
 // kChunkBytes of records (at least kItemsPerChunk items), so their memory does not grow with
 // B or M, while few-flip noise (BitFlip) takes the batch in a few chunks: each chunk costs two
 // parallel regions, which dominated small steps.
@@ -52,9 +52,6 @@ void for_each_entry_by_owner(const std::vector<RowItems<T>>& items, int64_t rows
   });
 }
 
-// Rows per forward tile: about kItemsPerChunk items in the per-thread buffers.
-int64_t rows_per_tile(int64_t negatives) { return std::max<int64_t>(1, kItemsPerChunk / (negatives + 1)); }
-
 // Rows per backward chunk: about kChunkBytes of records, from the expected entries per item
 // (Bernoulli: epsilon D + 1; BitFlip: 1; categorical: at most 2 D) and `payload` bytes more
 // per item (the RBM's sigmoids).
@@ -73,56 +70,19 @@ int64_t rows_per_backward_chunk(const FusedShape& shape, const FusedNoise& noise
 
 // ---------------------------------------------------------------- pairwise (Ising, Potts)
 
-namespace {
-
-// Items and energies of a tile of rows (about kItemsPerChunk items: the per-thread buffers).
-template <typename T>
-struct Tile {
-  RowScratch<T> row;
-  std::vector<T> energy;  // [rows, M + 1]
-
-  // Rows first .. first + rows - 1 into items[0 .. rows) and energy.
-  void run(const PairwiseInputs<T>& in, const FusedShape& shape, const FusedNoise& noise, int64_t first, int64_t rows,
-           RowItems<T>* items) {
-    for (int64_t r = 0; r < rows; ++r) {
-      pairwise_row_items(in, shape, noise, first + r, row);
-      std::swap(items[r], row.items);
-    }
-    const int64_t n_items = shape.negatives + 1;
-    energy.resize(static_cast<size_t>(rows * n_items));
-    for (int64_t r = 0; r < rows; ++r) {
-      const RowItems<T>& row_items = items[r];
-      const T* field = in.field + (first + r) * shape.state;
-      for (int64_t n = 0; n < n_items; ++n) {
-        const int64_t start = row_items.start[n];
-        energy[r * n_items + n] = core::pairwise_item_energy<T, T>(
-            in.coupling, shape.state, field, in.bias, row_items.index.data() + start, row_items.value.data() + start,
-            row_items.count(n), in.alpha);
-      }
-    }
-  }
-};
-
-}  // namespace
-
 template <typename T>
 void pairwise_forward(const FusedShape& shape, const FusedNoise& noise, const PairwiseInputs<T>& in, T* v,
                       T* log_normaliser, T* energies) {
   const T log_m = static_cast<T>(std::log(static_cast<double>(shape.negatives)));
-  const int64_t tile_rows = rows_per_tile(shape.negatives), n_items = shape.negatives + 1;
+  const int64_t n_items = shape.negatives + 1;
   parallel_rows(0, shape.batch, shape.dim * n_items, [&](int64_t begin, int64_t end) {
-    Tile<T> tile;
-    std::vector<RowItems<T>> items(static_cast<size_t>(tile_rows));
-    for (int64_t first = begin; first < end; first += tile_rows) {
-      const int64_t rows = std::min(tile_rows, end - first);
-      tile.run(in, shape, noise, first, rows, items.data());
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t i = first + r;
-        const T* energy = tile.energy.data() + r * n_items;
-        log_normaliser[i] = row_log_normaliser(energy, shape.negatives, shape.weight);
-        v[i] = log_normaliser[i] - log_m;
-        std::copy(energy, energy + n_items, energies + i * n_items);
-      }
+    RowScratch<T> scratch;
+    for (int64_t i = begin; i < end; ++i) {
+      pairwise_row_items(in, shape, noise, i, scratch);
+      pairwise_row_energies(in, shape, i, scratch);
+      log_normaliser[i] = row_log_normaliser(scratch.energy.data(), shape.negatives, shape.weight);
+      v[i] = log_normaliser[i] - log_m;
+      std::copy(scratch.energy.begin(), scratch.energy.end(), energies + i * n_items);
     }
   });
 }
@@ -193,7 +153,7 @@ void rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInpu
     for (int64_t i = begin; i < end; ++i) {
       rbm_row_items(in, shape, noise, i, scratch);
       rbm_row_energies(in, shape, i, scratch);
-      log_normaliser[i] = row_log_normaliser(scratch.energy, shape.negatives, shape.weight);
+      log_normaliser[i] = row_log_normaliser(scratch.energy.data(), shape.negatives, shape.weight);
       v[i] = log_normaliser[i] - log_m;
       std::copy(scratch.energy.begin(), scratch.energy.end(), energies + i * (shape.negatives + 1));
     }

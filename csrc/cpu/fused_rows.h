@@ -41,9 +41,7 @@ struct RowItems {
   // did not inline there).
   void push(int64_t i, T v) {
     if (entries_ == static_cast<int64_t>(index.size())) grow();
-    index[entries_] = static_cast<int32_t>(i);
-    value[entries_] = v;
-    ++entries_;
+    push_unchecked(i, v);
   }
   // Room for `more` entries, for push_unchecked.
   void reserve_more(int64_t more) {
@@ -280,10 +278,6 @@ T row_log_normaliser(const T* energy, int64_t m, double w) {
   for (int64_t j = 1; j <= m; ++j) lse.push(energy[j] - energy[0]);
   return lse.value();
 }
-template <typename T>
-T row_log_normaliser(const std::vector<T>& energy, int64_t m, double w) {
-  return row_log_normaliser(energy.data(), m, w);
-}
 
 // The items' gradient coefficients of row i: dv_i = sum_n c_n dU(item n), c_0 = g P and
 // c_j = -g p_j with p_j = exp(E_j - E_0 - L_i) and P = sum_j p_j (DESIGN §1).
@@ -297,10 +291,6 @@ void row_coefficients(const T* energy, int64_t m, T grad, T log_normaliser, std:
     coef[j] = -grad * p;
   }
   coef[0] = grad * total;
-}
-template <typename T>
-void row_coefficients(const std::vector<T>& energy, int64_t m, T grad, T log_normaliser, std::vector<T>& coef) {
-  row_coefficients(energy.data(), m, grad, log_normaliser, coef);
 }
 
 // r_i = sum_n c_n delta_n: the dense per-row gradient term, [N] (zeroed here).

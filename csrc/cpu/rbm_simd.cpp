@@ -5,34 +5,16 @@
 #include <cstring>
 
 #include "simd_level.h"
-
-#pragma GCC diagnostic ignored "-Wpsabi"
-// As in contrastive_simd.cpp: no noise maths here, and FMA saves a third of exp's instructions.
-#if defined(__clang__)
-#pragma clang fp contract(fast)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=fast")
-#endif
-
+#include "simd_targets.h"
 #include "vec_exp.h"
-
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define EDFAST_X86_DISPATCH 1
-#define EDFAST_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-#define EDFAST_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#endif
 
 namespace edfast {
 namespace cpu {
 namespace {
 
-template <int kBytes> struct VecOf {
-  typedef float type __attribute__((vector_size(kBytes)));
-};
-
 template <int kBytes>
 struct Lanes {
-  using V = typename VecOf<kBytes>::type;
+  using V = simd::Vec<float, kBytes>;
   static constexpr int kCount = kBytes / 4;
 
   // The first min(n, kCount) floats at p, zero-padded. A full vector is a constant-size copy

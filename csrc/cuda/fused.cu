@@ -20,7 +20,9 @@
 #include <cstdint>
 
 #include "../core/contrastive.h"
+#include "../core/deltas.h"
 #include "../core/fused_row.h"
+#include "../core/pairwise.h"
 #include "../core/rbm.h"
 #include "../fused_args.h"
 #include "launch.cuh"
@@ -100,7 +102,8 @@ struct BinaryChanges {
 };
 
 // Categorical data in the one-hot state (Potts): coordinate d moving to class c gives
-// (d*K + c, +1) then (d*K + y_d, -1), as cpu::transition_row_items.
+// (d*K + c, +1) and (d*K + y_d, -1), the entries of cpu::transition_row_items (which orders
+// them by index; the sums here do not need it).
 template <typename T>
 struct OneHotChanges {
   using Data = int64_t;

@@ -263,21 +263,17 @@ class Run:
         return step
 
     def _check_fused(self, model, data: torch.Tensor, perturbation) -> None:
-        """``--fused on``: one loss on the first data row with ``fused=True`` (fixed seed, no
-        backward: no generator, parameter or optimiser state changes), so that a model or
-        perturbation no fused kernel serves fails as a one-line argument error, not as a
-        traceback at the first step."""
-        import edfast
+        """``--fused on``: a model or perturbation no fused kernel serves fails as a one-line
+        argument error before training, not as a traceback at the first step."""
+        from edfast._fused import fused_kernel
 
-        try:
-            with torch.no_grad():
-                edfast.energy_discrepancy(model, data[:1], perturbation, m=self.args.m, w=self.args.w,
-                                          seed=0, fused=True)
-        except ValueError as err:  # energy_discrepancy's "fused=True: <why there is none>"
+        kernel, why_not = fused_kernel(model, data[:1], perturbation)
+        if kernel is None:
             parser = getattr(self.args, "parser", None)
-            if parser is None or not str(err).startswith("fused=True"):
-                raise
-            parser.error(f"argument --fused: on: {str(err).splitlines()[0]}")
+            message = f"fused=True: {why_not}"
+            if parser is None:
+                raise ValueError(message)
+            parser.error(f"argument --fused: on: {message}")
 
     def base_metrics(self) -> dict:
         tail = self.losses[-100:]

@@ -125,9 +125,9 @@ void cpu_pairwise(const FusedShape& shape, const FusedNoise& noise, const edfast
     cpu::pairwise_row_items(in, shape, noise, i, scratch);
     cpu::pairwise_row_energies(in, shape, i, scratch);
     std::copy(scratch.energy.begin(), scratch.energy.end(), e.begin() + i * (m + 1));
-    norm[i] = cpu::row_log_normaliser(scratch.energy, m, shape.weight);
+    norm[i] = cpu::row_log_normaliser(scratch.energy.data(), m, shape.weight);
     v[i] = norm[i] - log_m;
-    cpu::row_coefficients(scratch.energy, m, grad[i], norm[i], coef);
+    cpu::row_coefficients(scratch.energy.data(), m, grad[i], norm[i], coef);
     cpu::row_delta_sum(scratch.items, coef, n_state, r.data() + i * n_state);
     const cpu::RowItems<T>& items = scratch.items;
     for (int64_t n = 0; n <= m; ++n)
@@ -155,9 +155,9 @@ void cpu_rbm(const FusedShape& shape, const FusedNoise& noise, const edfast::Rbm
     cpu::rbm_row_items(in, shape, noise, i, scratch);
     cpu::rbm_row_energies(in, shape, i, scratch);
     std::copy(scratch.energy.begin(), scratch.energy.end(), e.begin() + i * (m + 1));
-    norm[i] = cpu::row_log_normaliser(scratch.energy, m, shape.weight);
+    norm[i] = cpu::row_log_normaliser(scratch.energy.data(), m, shape.weight);
     v[i] = norm[i] - log_m;
-    cpu::row_coefficients(scratch.energy, m, grad[i], norm[i], coef);
+    cpu::row_coefficients(scratch.energy.data(), m, grad[i], norm[i], coef);
     cpu::row_delta_sum(scratch.items, coef, dim, r.data() + i * dim);
     const cpu::RowItems<T>& items = scratch.items;
     for (int64_t n = 0; n <= m; ++n) {
