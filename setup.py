@@ -60,13 +60,13 @@ def toolkit_pip_includes():
 
 def extension():
     rel = lambda pattern: sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
-    sources = ["csrc/ops.cpp", "csrc/ops_common.cpp", "csrc/ops_fused.cpp"] + rel("csrc/cpu/*.cpp")
+    sources = ["csrc/ops.cpp", "csrc/ops_common.cpp", "csrc/ops_fused.cpp", "csrc/ops_mlp.cpp"] + rel("csrc/cpu/*.cpp")
     # -ffp-contract=off: the noise maths must round as on the device (csrc/core/exact_float.h).
     # -fopenmp: at::parallel_for runs serially without it.
     cxx = ["-O3", "-ffp-contract=off", "-fopenmp"]
     link = ["-fopenmp"]
     if want_cuda():
-        sources += ["csrc/ops_cuda.cpp", "csrc/ops_fused_cuda.cpp"] + rel("csrc/cuda/*.cu")
+        sources += rel("csrc/ops*_cuda.cpp") + rel("csrc/cuda/*.cu")
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
         nvcc = ["-O3", "-lineinfo", "-Xcompiler", "-ffp-contract=off"]
         return cpp_extension.CUDAExtension(

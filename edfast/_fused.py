@@ -17,7 +17,8 @@ import torch
 
 from edfast import _C  # noqa: F401  (loading the library registers the ops)
 from edfast._ops import cuda_kernels_built
-from edfast.energies import BernoulliRBM, Ising, Potts
+from edfast._fused_mlp import fused_mlp, mlp_kernel_problem
+from edfast.energies import BernoulliRBM, Ising, MLPEnergy, Potts
 from edfast.perturbations import Bernoulli, BitFlip, Categorical, Cyclic, Ordinal, Perturbation
 
 __all__ = ["fused_kernel", "fused_energy_discrepancy"]
@@ -123,40 +124,48 @@ _SUPPORTED = {
 }
 
 
-def _ising(energy: Ising, x, perturbation, m, w, seed, row_offset):
+def _ising(energy: Ising, x, perturbation, m, w, seed, row_offset, reduction):
     kind, param, _ = perturbation.op_args(x.device)
     v, _, _ = torch.ops.edfast.ising_ed(x, energy.coupling, energy.bias, kind, param, m, w, seed, row_offset)
     return v
 
 
-def _potts(energy: Potts, x, perturbation, m, w, seed, row_offset):
+def _potts(energy: Potts, x, perturbation, m, w, seed, row_offset, reduction):
     _, _, cdf = perturbation.op_args(x.device)
     v, _, _ = torch.ops.edfast.potts_ed(x, energy.coupling, energy.bias, cdf, m, w, seed, row_offset)
     return v
 
 
-def _rbm(energy: BernoulliRBM, x, perturbation, m, w, seed, row_offset):
+def _rbm(energy: BernoulliRBM, x, perturbation, m, w, seed, row_offset, reduction):
     kind, param, _ = perturbation.op_args(x.device)
     v, _, _ = torch.ops.edfast.rbm_ed(x, energy.weight, energy.visible_bias, energy.hidden_bias, kind, param, m, w,
                                    seed, row_offset)
     return v
 
 
-_OPS = {Ising: _ising, Potts: _potts, BernoulliRBM: _rbm}
+_OPS = {Ising: _ising, Potts: _potts, BernoulliRBM: _rbm, MLPEnergy: fused_mlp}
 
 
 def fused_kernel(energy, x: torch.Tensor, perturbation: Perturbation) -> Tuple[Optional[Callable], str]:
-    """The fused loss for ``(energy, x, perturbation)`` and "", or None and why not.
+    """The fused loss for ``(energy, x, perturbation)`` and "", or None and why not. The loss
+    is called as ``fn(energy, x, perturbation, m, w, seed, row_offset, reduction)`` and returns v [B].
 
     Served: ``type(energy)`` exactly Ising or BernoulliRBM under Bernoulli or BitFlip, or Potts
-    under Categorical, Cyclic or Ordinal (with the energy's number of classes); float32 or
-    float64 parameters; x of shape [B, D] (float like the parameters, or int64 for Potts).
-    x must be on the parameters' device (energy_discrepancy checks it first). A subclass is not
-    served: it may override ``forward``.
+    under Categorical, Cyclic or Ordinal (with the energy's number of classes), or MLPEnergy in
+    the range of :func:`edfast._fused_mlp.mlp_kernel_problem` (Gaussian, Bernoulli, BitFlip);
+    float32 or float64 parameters; x of shape [B, D] (float like the parameters, or int64 for
+    Potts). x must be on the parameters' device (energy_discrepancy checks it first). A
+    subclass is not served: it may override ``forward``.
     """
     family = type(energy)
     if family not in _OPS:
-        return None, f"edfast has no fused kernel for {family.__name__} (only exactly Ising, Potts, BernoulliRBM)"
+        return None, (f"edfast has no fused kernel for {family.__name__} "
+                      "(only exactly Ising, Potts, BernoulliRBM, MLPEnergy)")
+    if x.device.type == "cuda" and not cuda_kernels_built():
+        return None, "this build of edfast has no CUDA kernels"
+    if family is MLPEnergy:
+        problem = mlp_kernel_problem(energy, x, perturbation)
+        return (None, problem) if problem else (_OPS[family], "")
     supported = _SUPPORTED[family]
     if not isinstance(perturbation, supported):
         names = ", ".join(p.__name__ for p in supported)
@@ -172,6 +181,4 @@ def fused_kernel(energy, x: torch.Tensor, perturbation: Perturbation) -> Tuple[O
                           f"{energy.num_classes}")
     elif x.dtype != parameter.dtype:
         return None, f"the fused {family.__name__} kernel takes x of the parameters' dtype {parameter.dtype}, got {x.dtype}"
-    if x.device.type == "cuda" and not cuda_kernels_built():
-        return None, "this build of edfast has no CUDA kernels"
     return _OPS[family], ""

@@ -93,8 +93,10 @@ def energy_discrepancy(
         fused: "auto" (default) uses a fused kernel when edfast has one for this energy and
             perturbation (``type(energy)`` exactly :class:`~edfast.energies.Ising` or
             :class:`~edfast.energies.BernoulliRBM` under Bernoulli or BitFlip, or
-            :class:`~edfast.energies.Potts` under Categorical, Cyclic or Ordinal; float32 or
-            float64 parameters), else the generic path; False forces the generic path; True
+            :class:`~edfast.energies.Potts` under Categorical, Cyclic or Ordinal, or
+            :class:`~edfast.energies.MLPEnergy` under Gaussian, Bernoulli or BitFlip with
+            input <= 1024, widths <= 256 and <= 8 hidden layers; float32 or float64
+            parameters), else the generic path; False forces the generic path; True
             requires a fused kernel and raises a ValueError saying why there is none. The
             fused path draws the same negatives for the same seed and never materialises
             them (``chunk_size`` is then not needed); its loss and gradients equal the
@@ -133,7 +135,7 @@ def energy_discrepancy(
             raise ValueError(f"fused=True: {why_not}; use fused='auto' or False")
     if kernel is not None:
         # One pass per row: no negative is materialised, so chunk_size has nothing to bound.
-        v = kernel(energy, x, perturbation, m, float(w), seed, row_offset)
+        v = kernel(energy, x, perturbation, m, float(w), seed, row_offset, reduction)
     else:
         v = _generic(energy, x, perturbation, m, float(w), chunk_size, seed, row_offset)
     if reduction == "mean":

@@ -26,7 +26,18 @@ __all__ = [
     "transition_matrix",
     "contrastive_logsumexp",
     "energy_discrepancy_from_samples",
+    "mlp_energy",
 ]
+
+#: The MLP activations as torch defines them (edfast.energies.MLPEnergy's).
+_MLP_ACTIVATIONS = {
+    "softplus": torch.nn.functional.softplus,
+    "silu": torch.nn.functional.silu,
+    "relu": torch.relu,
+    "leaky_relu": lambda h: torch.nn.functional.leaky_relu(h, 0.2),
+    "tanh": torch.tanh,
+    "elu": torch.nn.functional.elu,
+}
 
 
 def transition_matrix(perturbation: Perturbation) -> torch.Tensor:
@@ -102,3 +113,15 @@ def energy_discrepancy_from_samples(
     if reduction == "none":
         return v
     return v.sum() if reduction == "sum" else v.mean()
+
+
+def mlp_energy(x: torch.Tensor, weights, biases, activation: str) -> torch.Tensor:
+    """U [N] of the MLP the fused op ``mlp_ed`` evaluates: ``h = act(h W_l^T + b_l)`` for every
+    layer but the last, then ``U = h W_L^T + b_L`` (weights[l]: [out, in], the last [1, in])."""
+    act = _MLP_ACTIVATIONS[activation]
+    h = x
+    for layer, (weight, bias) in enumerate(zip(weights, biases)):
+        h = h @ weight.T + bias
+        if layer + 1 < len(weights):
+            h = act(h)
+    return h.squeeze(-1)

@@ -5,6 +5,7 @@
 
 #include "../fused_args.h"
 #include "../launch_args.h"
+#include "../mlp_args.h"
 
 namespace edfast {
 namespace cpu {
@@ -44,6 +45,15 @@ void rbm_forward(const FusedShape& shape, const FusedNoise& noise, const RbmInpu
 template <typename T>
 void rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, const T* grad_v,
                   const T* log_normaliser, const T* energies, T* a, T* r, T* gwt);
+
+// Fused MLP (csrc/cpu/mlp.cpp). Forward: v [B] and row_stats [B, 3] (mlp_args.h); with grads,
+// also adds the gradients of sum_i v_i to them. Backward adds those of sum_i grad_v[i] v_i.
+template <typename T>
+void mlp_forward(const FusedShape& shape, const MlpNoise& noise, const MlpInputs<T>& in, T* v, T* row_stats,
+                 const MlpGrads<T>* grads);
+template <typename T>
+void mlp_backward(const FusedShape& shape, const MlpNoise& noise, const MlpInputs<T>& in, const T* grad_v,
+                  const T* row_stats, const MlpGrads<T>& grads);
 
 // The instruction set the contrastive kernels run on: "avx512", "avx2" or "baseline"
 // (csrc/cpu/contrastive_simd.h).
