@@ -9,6 +9,7 @@
 
 #include "../fused_args.h"
 #include "../launch_args.h"
+#include "../mlp_args.h"
 
 namespace edfast {
 namespace cuda {
@@ -59,6 +60,20 @@ cudaError_t rbm_forward(const FusedShape& shape, const FusedNoise& noise, const 
 template <typename T>
 cudaError_t rbm_backward(const FusedShape& shape, const FusedNoise& noise, const RbmInputs<T>& in, const T* grad_v,
                          const T* log_normaliser, T* a, T* r, T* gwt, cudaStream_t stream,
+                         WorkspaceAllocator workspace = {});
+
+// The fused MLP op (csrc/cuda/mlp.cu), with the outputs of its CPU twin (csrc/cpu/mlp.cpp):
+// forward v [B] and row_stats [B, 3] (csrc/mlp_args.h); backward adds the gradients of
+// sum_i grad_v[i] v_i into `grads`, which the caller has zeroed (grads.x may be null). The
+// backward sums with atomics, so unlike the CPU's its gradients are not bitwise deterministic
+// from run to run. B = 0 launches nothing; a network outside the documented range (1 to 9
+// layers, hidden widths 1 to 256, one output, width[0] = D, M >= 1) is cudaErrorInvalidValue.
+template <typename T>
+cudaError_t mlp_forward(const FusedShape& shape, const MlpNoise& noise, const MlpInputs<T>& in, T* v, T* row_stats,
+                        cudaStream_t stream, WorkspaceAllocator workspace = {});
+template <typename T>
+cudaError_t mlp_backward(const FusedShape& shape, const MlpNoise& noise, const MlpInputs<T>& in, const T* grad_v,
+                         const T* row_stats, const MlpGrads<T>& grads, cudaStream_t stream,
                          WorkspaceAllocator workspace = {});
 
 }  // namespace cuda
