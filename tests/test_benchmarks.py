@@ -322,7 +322,10 @@ def tiny_suite(monkeypatch):
     """The runner on one tiny case (the MLP case at B=4, M=2, three competitors, two timed
     steps each), so that a whole run takes seconds. The memory children build the registered
     case at the B and M they are given."""
-    tiny = dataclasses.replace(CASES["mlp-2x128x4"], batch={"cpu": 4, "cuda": 4}, ms={"quick": (2,), "full": (2,)}, m=2)
+    case = CASES["mlp-2x128x4"]
+    bare = tuple(c for c in case.checks if c.against == "bare network")  # the targets its competitors can evaluate
+    tiny = dataclasses.replace(case, batch={"cpu": 4, "cuda": 4}, ms={"quick": (2,), "full": (2,)}, m=2,
+                               checks=bare, memory_sweep=False)
     monkeypatch.setitem(CASES, tiny.name, tiny)
     monkeypatch.setattr(run, "SUITES", {"quick": (0.0, 2), "full": (0.0, 2)})
     monkeypatch.setattr(run, "_competitors_at", lambda case, m, suite: ["edfast", "reference eager", "bare network"])

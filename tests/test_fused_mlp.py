@@ -331,10 +331,10 @@ def test_default_range_is_documented_in_the_kernel():
 # ------------------------------------------------------------------ determinism, shards, memory
 
 def test_bitwise_deterministic_across_runs():
-    """The gradient partitions are fixed by the shapes, so repeated runs give the same bits at
-    any thread count. Across thread counts the sums are the same but the BLAS (MKL without its
-    reproducibility mode) may pick another kernel when called outside a parallel region, so
-    1 and 2 threads agree to float32 rounding."""
+    """The gradient partitions are fixed by the shapes and the thread count, so repeated runs
+    give the same bits. Across thread counts the partitions differ (and the BLAS, MKL without
+    its reproducibility mode, may pick another kernel outside a parallel region), so 1 and 2
+    threads agree to float32 rounding."""
     q = edfast.Gaussian(1.0)
     energy = make_energy((4, (32, 32)), "softplus", dtype=torch.float32)
     x = make_data(4, q, b=300, dtype=torch.float32, requires_grad=True)

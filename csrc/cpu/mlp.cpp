@@ -11,9 +11,9 @@
 // into the items' coefficients and runs the layers backwards on the tile; nothing of size M
 // outlives a tile.
 //
-// Gradients: units of rows are split into a fixed number of partitions (a function of the
-// shapes only, never of the thread count); each partition sums into its own buffer, and the
-// buffers are added in partition order, so the result is the same bits for any thread count.
+// Gradients: units of rows are split into one partition per thread; each partition sums its
+// units in order into its own buffer, and the buffers are added in partition order, so a run
+// gives the same bits every time for a given thread count (no atomics, no race).
 // The forward can also leave the gradient of sum_i v_i (every g_i = 1) when autograd will need
 // it: a tile that holds whole rows is then differentiated while it is still in cache, and the
 // backward only scales (edfast/_fused_mlp.py).
@@ -43,8 +43,7 @@ namespace {
 constexpr int64_t kTileBytes = int64_t{2} << 20;
 constexpr int64_t kMinTileItems = 32;
 constexpr int64_t kMaxTileItems = 1024;
-// Gradient partitions: enough for 16 threads, at most 32 MB of partial sums.
-constexpr int64_t kMaxPartitions = 16;
+// At most this much memory of gradient partial sums (one per partition).
 constexpr int64_t kPartialBytes = int64_t{32} << 20;
 
 // A row-major [rows, cols] matrix with leading dimension ld over memory the kernel owns.
@@ -101,18 +100,19 @@ struct Layout {
 
 // How the B x (M + 1) items are cut: units of `rows` rows, each row's items in chunks of
 // `chunk` (one chunk when a row fits a tile). A tile is one chunk of every row of a unit.
+// The buffers hold `capacity` items whatever M is, so that the op's memory is flat in M.
 struct Plan {
   int64_t items;  // M + 1
   int64_t chunk;
   int64_t rows;
   int64_t units;
-  int64_t tile_items() const { return rows * chunk; }
+  int64_t capacity;  // >= rows * chunk
 };
 
 Plan make_plan(const FusedShape& shape, int64_t bytes_per_item) {
   const int64_t items = shape.negatives + 1;
   const int64_t fit = std::clamp(kTileBytes / bytes_per_item, kMinTileItems, kMaxTileItems);
-  Plan plan{items, std::min(items, fit), 1, 0};
+  Plan plan{items, std::min(items, fit), 1, 0, fit};
   if (items <= fit) plan.rows = std::max<int64_t>(1, std::min(fit / items, shape.batch));
   plan.units = (shape.batch + plan.rows - 1) / plan.rows;
   return plan;
@@ -145,7 +145,7 @@ struct Workspace {
   std::vector<T> energy_x;                          // each row's U(x)
 
   Workspace(const Layout& layout, const Plan& plan, int64_t dim) {
-    const int64_t n = plan.tile_items();
+    const int64_t n = plan.capacity;
     act = Buffer<T>(n * layout.act_per_item);
     slope = Buffer<T>(n * std::max<int64_t>(1, layout.slope_per_item));
     for (auto& d : delta) d = Buffer<T>(n * layout.max_width);
@@ -405,11 +405,14 @@ void gradient_over_units(const Context<T>& ctx, const MlpGrads<T>& grads, UnitWo
   const Layout& layout = ctx.layout;
   const int64_t params = parameter_count<T>(layout);
   const int64_t budget = std::max<int64_t>(1, kPartialBytes / (params * static_cast<int64_t>(sizeof(T))));
-  const int64_t partitions = std::min({ctx.plan.units, kMaxPartitions, budget});
+  // One partition per thread: each sums its units in order, so a run's bits depend on the
+  // shapes and the thread count only (the BLAS's own kernels may differ between thread
+  // counts anyway).
+  const int64_t partitions = std::min({ctx.plan.units, static_cast<int64_t>(at::get_num_threads()), budget});
   Buffer<T> partial(partitions * params, /*zeroed=*/true);
   at::parallel_for(0, partitions, 1, [&](int64_t begin, int64_t end) {
     Workspace<T> ws(layout, ctx.plan, ctx.shape.dim);
-    Buffer<T> input(ctx.plan.tile_items() * ctx.shape.dim);
+    Buffer<T> input(ctx.plan.capacity * ctx.shape.dim);
     for (int64_t p = begin; p < end; ++p) {
       const GradSums<T> sums = sums_in(layout, partial.data() + p * params);
       const int64_t first = p * ctx.plan.units / partitions, last = (p + 1) * ctx.plan.units / partitions;

@@ -185,11 +185,36 @@ register(_fused_case("ising-10x10-bitflip", "Ising D=100 (10x10), BitFlip", _isi
 register(_fused_case("ising-25x25", "Ising D=625 (25x25), Bernoulli(0.1)", _ising, 256, 5, 3))
 register(_fused_case("rbm-784x500", "BernoulliRBM 784x500, Bernoulli(0.005)", _rbm, 100, 20, 10))
 register(_fused_case("potts-100x5", "Potts D=100 K=5, Categorical(5, 0.1)", _potts, 256, 10, 5))
+def _mlp_checks(eager: float, compiled: Optional[float]) -> Tuple[Check, ...]:
+    """The fused-MLP issue's targets for one case: step time at most 1/``eager`` of the eager
+    reference's (and 1/``compiled`` of the compiled one's), peak memory flat in M."""
+    checks = [Check(f"step time / reference eager (>= {eager:g}x faster)", "time_ratio", 1 / eager,
+                    "reference eager")]
+    if compiled is not None:
+        checks.append(Check(f"step time / reference compiled (>= {compiled:g}x faster)", "time_ratio",
+                            1 / compiled, "reference compiled"))
+    checks.append(Check("peak memory over M=8,32,128: max/min - 1", "memory_flatness", 0.10, ms=_MEMORY_MS))
+    return tuple(checks)
+
+
+def _mlp_silu(device: str, b: int, m: int) -> Setup:
+    g = _seeded()
+    x = (torch.rand(b, 32, generator=g) < 0.3).float()
+    energy = MLPEnergy(32, hidden=(256, 256, 256), activation="silu")
+    return Setup(energy.to(device), x.to(device), edfast.Bernoulli(0.1), m)
+
+
 register(Case(
     "mlp-2x128x4", "MLPEnergy 2-128-128-128-128-1 Softplus, Gaussian(1.0), no chunking", _mlp,
-    batch={"cpu": 1024, "cuda": 16384}, ms={"quick": (32,), "full": _SWEEP},
+    batch={"cpu": 1024, "cuda": 16384}, ms={"quick": _MEMORY_MS, "full": _SWEEP}, memory_sweep=True,
     extra=("bare network",),
-    checks=(Check("loss step / bare fwd+bwd on B*(M+1) rows", "time_ratio", 1.05, "bare network"),),
+    checks=(Check("loss step / bare fwd+bwd on B*(M+1) rows", "time_ratio", 1.05, "bare network"),
+            *_mlp_checks(1.5, 1.3)),
+))
+register(Case(
+    "mlp-32x256x3-silu", "MLPEnergy 32-256-256-256-1 SiLU on binary data, Bernoulli(0.1)", _mlp_silu,
+    batch={"cpu": 512, "cuda": 16384}, ms={"quick": _MEMORY_MS, "full": _SWEEP}, memory_sweep=True,
+    checks=_mlp_checks(1.5, None),
 ))
 register(Case(
     "conv-28x28", "ConvEnergy on binary [B,1,28,28], Bernoulli(0.005), chunk_size=4", _conv,
