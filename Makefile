@@ -15,7 +15,7 @@ SHELL := /bin/bash
 
 BUILD_ENV := CUDA_HOME=$(CUDA_HOME) FORCE_CUDA=$(FORCE_CUDA) TORCH_CUDA_ARCH_LIST="$(TORCH_CUDA_ARCH_LIST)" MAX_JOBS=$(MAX_JOBS)
 
-.PHONY: venv build demo test test-python test-cpp gpu-check clean
+.PHONY: venv build demo test test-python test-cpp gpu-check bench-large-batch clean
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ gpu-check:
 	PYTHONPATH=$(CURDIR) compute-sanitizer --tool memcheck --error-exitcode 1 \
 		$(GPU_PY) -m pytest -q -x -k cuda tests/test_contrastive.py tests/test_perturb.py \
 		2>&1 | tee bench/results/gpu-check-memcheck.txt
+
+# Large-batch training measured (issue 12): `edfast train toy` at B=65536 vs 1024, 1 vs 2
+# processes; writes bench/results/large-batch-<date>.md and .csv (5-10 minutes on 2 cores).
+bench-large-batch:
+	PYTHONPATH=$(CURDIR) $(PY) bench/large_batch.py
 
 clean:
 	rm -rf build edfast/*.so *.egg-info

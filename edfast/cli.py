@@ -6,6 +6,9 @@
     edfast train digits                         binarised 8x8 digits
     edfast bench ...                            the benchmarks (edfast.benchmarks.run)
 
+    edfast train toy --nproc 2 --accumulate 4 --chunk-size 4 --checkpoint-every 100
+    torchrun --nproc-per-node 2 -m edfast train toy ...   (the same as --nproc 2)
+
 Every train command writes ``checkpoint.pt``, ``metrics.json`` and PNG pictures into
 ``--out``. :func:`main` returns the exit status instead of exiting, so it can be called
 in-process: 0 on success, 2 for bad arguments (one line on stderr), 1 when training fails.
@@ -29,7 +32,11 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but an error is one line on stderr: ``prog: error: message`` (exit 2)."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        from edfast.train.distributed import is_secondary_rank
+
+        # Every rank of a process group parses the same command line: rank 0 reports.
+        shown = None if is_secondary_rank() else f"{self.prog}: error: {message} (see {self.prog} --help)\n"
+        self.exit(2, shown)
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -80,24 +87,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
+    """Check everything that can be checked (one-line errors, exit 2, before any training),
+    then train: in this process, as one rank of a process group (torchrun or ``--nproc``'s
+    ranks), or, with ``--nproc N``, by launching N ranks."""
     import torch
 
-    from edfast.train import common
+    from edfast.train import checkpoint, common, distributed
 
     parser, module = args.parser, args.module
     module.validate(args, parser)
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"argument --out: {args.out} exists and is not a directory")
-    device = common.resolve_device(args.device, parser)
+    world = distributed.world_from_env()
+    if world.distributed and args.nproc not in (1, world.size):
+        parser.error(f"argument --nproc: {args.nproc} inside a process group of {world.size} "
+                     "(started by torchrun?); leave --nproc out there")
+    size = world.size if world.distributed else args.nproc
+    device = common.resolve_device(args.device, parser, world_size=size,
+                                   local_rank=world.local_rank)
+    common.check_split(args, size, parser)
+    resume_from = None
+    if args.resume:
+        resume_from = checkpoint.load_for_resume(args.out / "checkpoint.pt", args.task,
+                                                 common.serialisable_args(args), device, parser)
+    if size > 1 and not world.distributed:
+        return distributed.launch(args.argv, args.nproc)
+
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = common.Run(args.task, args, device)
+    distributed.init(world, device)
+    run = common.Run(args.task, args, device, world=world, resume_from=resume_from)
     try:
         metrics = module.run(args, run)
     except FloatingPointError as err:
-        print(f"edfast train {args.task}: error: {err}", file=sys.stderr)
+        if world.is_main:
+            print(f"edfast train {args.task}: error: {err}", file=sys.stderr)
         return 1
-    if not args.quiet:
+    distributed.finish(world)
+    if not args.quiet and world.is_main:
         shown = {k: v for k, v in metrics.items()
                  if isinstance(v, (int, float)) and k not in ("seed",)}
         print(f"wrote {run.out}/: checkpoint.pt, metrics.json, pictures; "
@@ -127,6 +154,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = argv  # --nproc relaunches the same command line as each rank
         return args.handler(args)
     except SystemExit as exc:  # --help, --version and argument errors
         code = exc.code

@@ -210,3 +210,56 @@ def test_console_script():
     bad = subprocess.run([str(script), "train", "toy", "--steps", "0"], capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 2 and "--steps" in _one_line(bad.stderr)
+
+
+# ------------------------------------------------------------------ large batches (issue 12)
+
+def test_help_lists_the_large_batch_options(capsys):
+    for task in TINY:
+        assert main(["train", task, "--help"]) == 0
+        text = capsys.readouterr().out
+        for option in ("--nproc", "--accumulate", "--chunk-size", "--checkpoint-every", "--resume",
+                       "--dtype"):
+            assert option in text, (task, option)
+
+
+@pytest.mark.parametrize("task", list(TINY))
+def test_dtype_float64_trains_every_task(task, tmp_path):
+    assert _train(task, tmp_path, "--dtype", "float64", "--accumulate", "2", "--chunk-size", "2") == 0
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert all(v.dtype == torch.float64 for v in ckpt["model"].values() if v.is_floating_point())
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["dtype"] == "float64" and metrics["accumulate"] == 2 and metrics["chunk_size"] == 2
+    assert metrics["world_size"] == 1 and metrics["rows_per_s"] > 0 and metrics["train_peak_rss_mb"] > 0
+
+
+def test_checkpoint_every_writes_a_resumable_checkpoint(tmp_path):
+    assert _train("toy", tmp_path, "--checkpoint-every", "1") == 0
+    first = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert first["train_state"]["step"] == 3 and len(first["train_state"]["losses"]) == 3
+    # Resuming a finished run with more steps continues it.
+    assert _train("toy", tmp_path, "--resume", "--steps", "5") == 0
+    resumed = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert resumed["train_state"]["step"] == 5
+    assert resumed["train_state"]["losses"][:3] == first["train_state"]["losses"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--dtype", "float16"], "float32, float64"),
+    (["--nproc", "0"], "--nproc"),
+    (["--accumulate", "0"], "--accumulate"),
+    (["--chunk-size", "0"], "--chunk-size"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every"),
+])
+def test_bad_large_batch_arguments_exit_2_with_one_line(argv, needle, capsys):
+    assert main(["train", "toy", *argv]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "error:" in line and needle in line, line
+
+
+def test_python_dash_m_edfast():
+    env = dict(__import__("os").environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    bad = subprocess.run([sys.executable, "-m", "edfast", "train", "toy", "--accumulate", "3"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode == 2 and "--accumulate: 3 does not divide --batch-size 128" in _one_line(bad.stderr)

@@ -1,9 +1,12 @@
 """Shared pieces of the train commands: common options, device and seed handling, the
-training loop with a live-loss progress bar, checkpoint and metrics files."""
+training loop with a live-loss progress bar, periodic and final checkpoints (resumable) and
+metrics files. Large batches: :mod:`edfast.train.ed_step` (shards, micro-batches, chunks),
+:mod:`edfast.train.distributed` (process groups), :mod:`edfast.train.checkpoint`."""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -12,6 +15,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
+
+from edfast.train import checkpoint
+from edfast.train.distributed import World, all_gather, all_reduce_sum
 
 # ----------------------------------------------------------------------------- argument types
 
@@ -108,6 +114,8 @@ def choice_of(valid, what: str):
 
 # --fused: the command's word -> energy_discrepancy's argument.
 FUSED = {"auto": "auto", "on": True, "off": False}
+# --dtype: the word -> the model's and the data's floating dtype.
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, steps: int, batch_size: int, m: int,
@@ -142,12 +150,62 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, steps: int, batch_s
                         "uses it when edfast has one for the model and perturbation, else the "
                         "generic path; on requires it (an error before training when there is "
                         "none); off always takes the generic path (default: %(default)s)")
+    g.add_argument("--dtype", type=choice_of(DTYPES, "dtype"), default="float32",
+                   help="floating dtype of the model and the data: float32 or float64 "
+                        "(default: %(default)s)")
     g.add_argument("--quiet", action="store_true",
                    help="no progress bar and no summary line")
+    b = parser.add_argument_group("large batches, many processes, checkpoints (every train command)")
+    b.add_argument("--nproc", type=positive_int, default=1,
+                   help="train as N processes with torch.distributed DDP (gloo on CPU, nccl on "
+                        "CUDA, one GPU each): each takes 1/N of every batch; the same as "
+                        "torchrun --nproc-per-node N -m edfast train ... (default: %(default)s)")
+    b.add_argument("--accumulate", type=positive_int, default=1, metavar="K",
+                   help="split each process's share of the batch into K micro-batches and "
+                        "accumulate their gradients; K must divide it (default: %(default)s)")
+    b.add_argument("--chunk-size", type=positive_int, default=None, metavar="C",
+                   help="evaluate the M negatives C at a time under recomputation (the generic "
+                        "path; fused kernels never hold the negatives) (default: all at once)")
+    b.add_argument("--checkpoint-every", type=nonneg_int, default=0, metavar="S",
+                   help="write a resumable checkpoint.pt atomically every S steps; 0: only at the "
+                        "end (default: %(default)s)")
+    b.add_argument("--resume", action="store_true",
+                   help="continue the run from --out's checkpoint.pt (same task and options; "
+                        "with the same --nproc, --accumulate, --chunk-size, --fused and "
+                        "--threads it continues bit for bit)")
 
 
-def resolve_device(spec: str, parser: argparse.ArgumentParser) -> torch.device:
-    """``auto`` -> cuda when available, else cpu. Errors (via ``parser.error``) are one line."""
+def check_split(args: argparse.Namespace, world_size: int, parser: argparse.ArgumentParser) -> None:
+    """The batch must split evenly over the processes and then over --accumulate micro-batches
+    (one-line argument errors, exit 2)."""
+    batch = args.batch_size
+    if batch % world_size:
+        parser.error(f"argument --batch-size: {batch} is not divisible by the world size "
+                     f"{world_size} (processes)")
+    local = batch // world_size
+    if local % args.accumulate:
+        where = (f"--batch-size {batch}" if world_size == 1 else
+                 f"the per-process batch {local} (--batch-size {batch} over {world_size} processes)")
+        parser.error(f"argument --accumulate: {args.accumulate} does not divide {where}")
+
+
+def resolve_device(spec: str, parser: argparse.ArgumentParser, *, world_size: int = 1,
+                   local_rank: int = 0) -> torch.device:
+    """``auto`` -> cuda when available, else cpu. With several processes, each takes
+    ``cuda:LOCAL_RANK``. Errors (via ``parser.error``) are one line."""
+    device = _resolve_device(spec, parser)
+    if device.type != "cuda" or world_size == 1:
+        return device
+    if device.index is not None:
+        parser.error(f"argument --device: {spec} names one GPU; with {world_size} processes use "
+                     "--device cuda (each process takes cuda:LOCAL_RANK)")
+    if torch.cuda.device_count() < world_size:
+        parser.error(f"argument --nproc: {world_size} processes need {world_size} CUDA devices, "
+                     f"found {torch.cuda.device_count()}")
+    return torch.device("cuda", local_rank)
+
+
+def _resolve_device(spec: str, parser: argparse.ArgumentParser) -> torch.device:
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -175,18 +233,45 @@ class Run:
 
     Randomness: ``torch.manual_seed(seed)`` (model initialisation), and separate generators
     derived from the seed for data (:meth:`data_seed`), the ED noise (:attr:`loss_generator`,
-    on the CPU: it only draws the op's seed) and samplers (:meth:`generator`).
+    on the CPU: it draws one op seed per step) and samplers (:meth:`generator`).
+
+    Processes: ``world`` says which rank of how many this is; every rank runs the same
+    training on its shard of each batch, only rank 0 (:attr:`is_main`) writes files and
+    shows the progress bar. Checkpoints: ``--checkpoint-every`` and the end of training write
+    ``checkpoint.pt`` atomically with the training state; ``resume_from`` (a checkpoint
+    checked by :func:`edfast.train.checkpoint.load_for_resume`) continues from it.
     """
 
-    def __init__(self, task: str, args: argparse.Namespace, device: torch.device):
+    def __init__(self, task: str, args: argparse.Namespace, device: torch.device, *,
+                 world: Optional[World] = None, resume_from: Optional[dict] = None):
         self.task, self.args, self.device = task, args, device
+        self.world = world or World()
+        self.dtype = DTYPES[getattr(args, "dtype", "float32")]
         self.out = Path(args.out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
         self.seed = args.seed
         torch.manual_seed(self.seed)
         self.loss_generator = torch.Generator().manual_seed(self.seed + 1)
         self.losses: list[float] = []
         self.train_time = 0.0
+        #: Task values kept across a resume (e.g. the Ising RMSE curve); plain lists/values.
+        self.history: dict = {}
+        self._resume = resume_from
+        if resume_from is not None:
+            state = resume_from["train_state"]
+            self.history = copy.deepcopy(state["history"])
+            self.losses = list(state["losses"])
+            self.train_time = float(state["train_time"])
+        self._model = self._optimizer = self._ema = None
+        self._generators: dict = {"loss": self.loss_generator}
+        self._final_state: Optional[dict] = None
+        self.peak_rss_mb: list = []
+        self.rss_before_train_mb: list = []
+
+    @property
+    def is_main(self) -> bool:
+        return self.world.is_main
 
     def data_seed(self, k: int = 0) -> int:
         """An int seed for data generation, distinct for each k."""
@@ -201,24 +286,32 @@ class Run:
 
     def train(self, step_fn: Callable[[int], torch.Tensor], *,
               on_eval: Optional[Callable[[int], Optional[dict]]] = None, eval_every: int = 0) -> None:
-        """Run ``args.steps`` calls of ``step_fn(step) -> loss`` (a detached scalar tensor) under
-        a tqdm bar that shows the live loss. ``on_eval(step)`` runs every ``eval_every`` steps
-        (and after the last); a dict it returns joins the bar's postfix."""
+        """Run ``args.steps`` calls of ``step_fn(step) -> loss`` (a detached scalar tensor: this
+        rank's share of the batch's loss) under a tqdm bar that shows the live loss.
+        ``on_eval(step)`` runs every ``eval_every`` steps (and after the last); a dict it
+        returns joins the bar's postfix. Resumes from the checkpoint given to the run, and
+        writes one every ``--checkpoint-every`` steps."""
         from tqdm.auto import tqdm
 
-        steps = self.args.steps
-        bar = tqdm(range(1, steps + 1), desc=f"edfast train {self.task}", unit="step",
-                   disable=self.args.quiet, mininterval=0.25, dynamic_ncols=True)
+        steps, every = self.args.steps, getattr(self.args, "checkpoint_every", 0)
+        first = self._restore() if self._resume is not None else 0
+        rss_before = rss_mb()
+        bar = tqdm(range(first + 1, steps + 1), initial=first, total=steps,
+                   desc=f"edfast train {self.task}", unit="step",
+                   disable=self.args.quiet or not self.is_main, mininterval=0.25,
+                   dynamic_ncols=True)
         extra: dict = {}
-        if on_eval is not None and eval_every:
+        if on_eval is not None and eval_every and first == 0:
             extra = on_eval(0) or {}
         start = time.perf_counter()
         pending = []
         for step in bar:
             pending.append(step_fn(step))
+            checkpoint_due = every and step % every == 0 and step < steps
             # Read losses back in groups so a CUDA run is not synchronised every step.
-            if len(pending) >= 10 or step == steps:
-                values = torch.stack(pending).double().cpu().tolist()
+            if len(pending) >= 10 or step == steps or checkpoint_due:
+                total = all_reduce_sum(torch.stack(pending).double(), self.world)
+                values = total.cpu().tolist()
                 self.losses.extend(values)
                 pending = []
                 if not math.isfinite(values[-1]):
@@ -230,37 +323,49 @@ class Run:
                 self.train_time += time.perf_counter() - start
                 extra = on_eval(step) or {}
                 start = time.perf_counter()
+            if checkpoint_due and self.is_main:
+                self.train_time += time.perf_counter() - start
+                checkpoint.atomic_save(self._state(step), self.path("checkpoint.pt"))
+                start = time.perf_counter()
         self.train_time += time.perf_counter() - start
         bar.close()
+        if self.is_main:
+            self._final_state = self._state(steps)
+        self.peak_rss_mb = all_gather(rss_mb("VmHWM"), self.world)
+        self.rss_before_train_mb = all_gather(rss_before, self.world)
 
     def ed_step(self, model, data: torch.Tensor, perturbation, optimizer, *,
                 penalty: Optional[Callable[[], torch.Tensor]] = None,
+                ema: Optional["EMA"] = None,
                 after_step: Optional[Callable[[], None]] = None) -> Callable[[int], torch.Tensor]:
-        """The step function :meth:`train` runs: the ED loss of ``model`` on a random
-        minibatch of ``data`` (plus ``penalty()``; ``--fused`` chooses the loss's path), one
-        optimiser step, then ``after_step()``. Returns the ED loss (without the penalty) for
-        the progress bar. With ``--fused on`` a model or perturbation that no fused kernel
-        serves is an argument error (exit 2) here, before training starts."""
-        import edfast
+        """The step function :meth:`train` runs: the ED loss of ``model`` on a random global
+        minibatch of ``data`` (this rank's shard, in ``--accumulate`` micro-batches, negatives
+        ``--chunk-size`` at a time; plus ``penalty()``; ``--fused`` chooses the loss's path),
+        one optimiser step, the ``ema`` update, then ``after_step()``. Returns the ED loss
+        (without the penalty) for the progress bar. The model, optimiser, EMA and generators
+        are what checkpoints hold. With ``--fused on`` a model or perturbation that no fused
+        kernel serves is an argument error (exit 2) here, before training starts."""
+        from edfast.train.ed_step import make_step
 
-        args, index_gen = self.args, self.generator(0)
+        args = self.args
         fused = FUSED[args.fused]
         if fused is True:
             self._check_fused(model, data, perturbation)
+        index_generator = self.generator(0)
+        self._model, self._optimizer, self._ema = model, optimizer, ema
+        self._generators["index"] = index_generator
 
-        def step(_):
-            idx = torch.randint(0, len(data), (args.batch_size,), generator=index_gen, device=data.device)
-            loss = edfast.energy_discrepancy(model, data[idx], perturbation, m=args.m, w=args.w,
-                                             generator=self.loss_generator, fused=fused)
-            total = loss + penalty() if penalty is not None else loss
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
+        def after():
+            if ema is not None:
+                ema.update(model)
             if after_step is not None:
                 after_step()
-            return loss.detach()
 
-        return step
+        return make_step(model, data, perturbation, optimizer, batch_size=args.batch_size,
+                         m=args.m, w=args.w, chunk_size=getattr(args, "chunk_size", None),
+                         fused=fused, accumulate=getattr(args, "accumulate", 1), world=self.world,
+                         index_generator=index_generator, seed_generator=self.loss_generator,
+                         penalty=penalty, after_step=after)
 
     def _check_fused(self, model, data: torch.Tensor, perturbation) -> None:
         """``--fused on``: a model or perturbation no fused kernel serves fails as a one-line
@@ -275,33 +380,104 @@ class Run:
                 raise ValueError(message)
             parser.error(f"argument --fused: on: {message}")
 
+    # ------------------------------------------------------------------ checkpoints
+
+    def _state(self, step: int) -> dict:
+        """The checkpoint of the training at ``step`` (after its update)."""
+        if self._model is None:
+            raise RuntimeError("Run.train needs the step function from Run.ed_step")
+        return {
+            "task": self.task, "args": serialisable_args(self.args),
+            "model": _cpu(self._model.state_dict()),
+            "train_state": {
+                "step": step,
+                "optimizer": _cpu(self._optimizer.state_dict()) if self._optimizer else None,
+                "ema": _cpu(self._ema.model.state_dict()) if self._ema is not None else None,
+                "rng": checkpoint.rng_state(self._generators),
+                "losses": list(self.losses),
+                "history": copy.deepcopy(self.history),
+                "train_time": self.train_time,
+                "device_type": self.device.type,
+                "world_size": self.world.size,
+            },
+        }
+
+    def _restore(self) -> int:
+        ema_model = self._ema.model if self._ema is not None else None
+        return checkpoint.restore(self._resume, self._model, self._optimizer, ema_model,
+                                  self._generators)
+
+    # ------------------------------------------------------------------ results
+
     def base_metrics(self) -> dict:
         tail = self.losses[-100:]
+        args = self.args
+        steps_per_s = args.steps / max(self.train_time, 1e-9)
         return {
             "task": self.task,
             "final_loss": self.losses[-1],
             "mean_loss_last_100": sum(tail) / len(tail),
-            "steps": self.args.steps,
+            "steps": args.steps,
             "train_time_s": round(self.train_time, 3),
-            "steps_per_s": round(self.args.steps / max(self.train_time, 1e-9), 2),
-            "fused": self.args.fused,
+            "steps_per_s": round(steps_per_s, 2),
+            "rows_per_s": round(steps_per_s * args.batch_size, 1),
+            "batch_size": args.batch_size,
+            "world_size": self.world.size,
+            "accumulate": getattr(args, "accumulate", 1),
+            "chunk_size": getattr(args, "chunk_size", None),
+            "dtype": getattr(args, "dtype", "float32"),
+            # Peak resident memory of each process at the end of training (before evaluation),
+            # and its resident memory when training started (imports, data and model done).
+            "train_peak_rss_mb": self.peak_rss_mb[0] if self.peak_rss_mb else None,
+            "train_peak_rss_mb_per_rank": self.peak_rss_mb,
+            "rss_before_train_mb_per_rank": self.rss_before_train_mb,
+            "fused": args.fused,
             "device": str(self.device),
             "seed": self.seed,
             "edfast_version": _edfast_version(),
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
         }
 
     def save(self, model: torch.nn.Module, metrics: dict, **extra) -> None:
-        """checkpoint.pt ({"model", "args", "task", "metrics", **extra}), metrics.json and
-        loss.png."""
+        """checkpoint.pt ({"model", "args", "task", "metrics", "train_state", **extra}, written
+        atomically), metrics.json and loss.png. Rank 0 only."""
         from edfast.train import plots
 
-        torch.save({"model": model.state_dict(), "args": serialisable_args(self.args),
-                    "task": self.task, "metrics": metrics, **extra}, self.path("checkpoint.pt"))
+        if not self.is_main:
+            return
+        state = self._final_state or {"task": self.task, "args": serialisable_args(self.args)}
+        state = dict(state, model=_cpu(model.state_dict()), metrics=metrics, **extra)
+        checkpoint.atomic_save(state, self.path("checkpoint.pt"))
         with open(self.path("metrics.json"), "w") as f:
             json.dump(metrics, f, indent=2, sort_keys=False)
             f.write("\n")
         plots.loss_curve(self.losses, self.path("loss.png"), title=f"edfast train {self.task}")
+
+
+def _cpu(state):
+    """A (nested) state dict with its tensors on the CPU, so a checkpoint loads anywhere."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu().clone()
+    if isinstance(state, dict):
+        return {k: _cpu(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_cpu(v) for v in state]
+    return state
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory now (``VmRSS``) or its peak so far (``VmHWM``), MiB, from
+    /proc/self/status; where that is missing, the peak from ``ru_maxrss`` for both."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _edfast_version() -> str:
@@ -315,6 +491,8 @@ def serialisable_args(args: argparse.Namespace) -> dict:
     left out): what the checkpoint records."""
     out = {}
     for key, value in vars(args).items():
+        if key == "argv":
+            continue
         if isinstance(value, os.PathLike):
             value = str(value)
         if value is None or isinstance(value, (bool, int, float, str)) or (

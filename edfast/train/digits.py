@@ -56,7 +56,7 @@ def run(args, run: common.Run) -> dict:
     from edfast.samplers import gibbs
 
     device = run.device
-    data = load_digits_binary().to(device)
+    data = load_digits_binary().to(device, run.dtype)
     d = data.shape[1]
     if args.model == "rbm":
         model = BernoulliRBM(d, args.hidden)
@@ -65,10 +65,12 @@ def run(args, run: common.Run) -> dict:
         model = MLPEnergy(d, hidden=(args.hidden, args.hidden), activation="silu")
         config = {"class": "MLPEnergy", "in_features": d, "hidden": [args.hidden] * 2,
                   "activation": "silu"}
-    model = model.to(device)
+    model = model.to(device, run.dtype)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     perturbation = common.binary_perturbation(args)
     run.train(run.ed_step(model, data, perturbation, opt))
+    if not run.is_main:  # rank 0 evaluates and writes
+        return {}
     model.eval()
 
     gen = run.generator(1)

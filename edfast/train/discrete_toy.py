@@ -66,17 +66,20 @@ def run(args, run: common.Run) -> dict:
 
     device = run.device
     code = GrayCode.from_data(sample_toy(args.dataset, 5000, generator=run.data_seed(2)))
-    data = code.encode(sample_toy(args.dataset, args.data_size, generator=run.data_seed(0))).to(device)
-    test = code.encode(sample_toy(args.dataset, args.num_samples, generator=run.data_seed(1))).to(device)
+    dtype = run.dtype
+    data = code.encode(sample_toy(args.dataset, args.data_size, generator=run.data_seed(0))).to(device, dtype)
+    test = code.encode(sample_toy(args.dataset, args.num_samples, generator=run.data_seed(1))).to(device, dtype)
     bits = data.shape[1]
-    model = MLPEnergy(bits, hidden=tuple(args.hidden), activation=args.activation).to(device)
+    model = MLPEnergy(bits, hidden=tuple(args.hidden), activation=args.activation).to(device, dtype)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     perturbation = common.binary_perturbation(args)
     run.train(run.ed_step(model, data, perturbation, opt))
+    if not run.is_main:  # rank 0 evaluates and writes
+        return {}
     model.eval()
 
     sampler_gen = run.generator(1)
-    x0 = torch.randint(0, 2, (args.num_samples, bits), generator=sampler_gen, device=device).float()
+    x0 = torch.randint(0, 2, (args.num_samples, bits), generator=sampler_gen, device=device).to(dtype)
     samples = gibbs(model, x0, args.sample_sweeps, generator=sampler_gen)
     metrics = run.base_metrics()
     mmd = exp_hamming_mmd(samples, test, bandwidth=0.1)

@@ -59,11 +59,13 @@ def run(args, run: common.Run) -> dict:
     d = args.size * args.size
     true_j = lattice_coupling(args.size, args.sigma).to(device)
     data = sample_lattice_ising(args.size, args.sigma, args.num_data, args.data_sweeps,
-                                generator=run.generator(10), device=device)
-    model = Ising(d, bias=False).to(device)
+                                generator=run.generator(10), device=device).to(run.dtype)
+    model = Ising(d, bias=False).to(device, run.dtype)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     perturbation = common.binary_perturbation(args)
-    curve_steps, curve_rmse = [], []
+    # Kept in run.history so that a resumed run's curve starts where the checkpoint's ended.
+    curve = run.history.setdefault("rmse_curve", {"steps": [], "rmse": []})
+    curve_steps, curve_rmse = curve["steps"], curve["rmse"]
     l1_penalty = (lambda: args.l1 * model.coupling.abs().sum() / d) if args.l1 else None
     step = run.ed_step(model, data, perturbation, opt, penalty=l1_penalty)
 
@@ -75,6 +77,8 @@ def run(args, run: common.Run) -> dict:
         return {"rmse": f"{rmse:.2e}"}
 
     run.train(step, on_eval=evaluate, eval_every=args.eval_every or max(1, args.steps // 50))
+    if not run.is_main:  # rank 0 evaluates and writes
+        return {}
 
     metrics = run.base_metrics()
     with torch.no_grad():

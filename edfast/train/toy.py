@@ -69,30 +69,34 @@ def run(args, run: common.Run) -> dict:
     from edfast.samplers import langevin
 
     device = run.device
-    data = sample_toy(args.dataset, args.data_size, generator=run.data_seed(0)).to(device)
-    model = MLPEnergy(2, hidden=tuple(args.hidden), activation=args.activation).to(device)
+    dtype = run.dtype
+    data = sample_toy(args.dataset, args.data_size, generator=run.data_seed(0)).to(device, dtype)
+    model = MLPEnergy(2, hidden=tuple(args.hidden), activation=args.activation).to(device, dtype)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     ema = common.EMA(model, args.ema) if args.ema > 0 else None
     perturbation = edfast.Gaussian(scale=args.scale)
-    run.train(run.ed_step(model, data, perturbation, opt,
-                          after_step=(lambda: ema.update(model)) if ema is not None else None))
+    run.train(run.ed_step(model, data, perturbation, opt, ema=ema))
+    if not run.is_main:  # rank 0 evaluates and writes
+        return {}
     final = ema.model if ema is not None else model
     final.eval()
 
-    log_density = grid_log_density(final, lim=LIM, resolution=args.resolution, device=device)
-    x0 = (torch.rand(args.num_samples, 2, generator=run.generator(1), device=device) * 2 - 1) * LIM
+    log_density = grid_log_density(final, lim=LIM, resolution=args.resolution, dtype=dtype,
+                                   device=device)
+    x0 = (torch.rand(args.num_samples, 2, generator=run.generator(1), device=device,
+                     dtype=dtype) * 2 - 1) * LIM
     samples = langevin(final, x0, args.sample_steps, args.sample_step_size, generator=run.generator(2))
 
     metrics = run.base_metrics()
     metrics.update({"dataset": args.dataset, "ema": args.ema})
     if args.dataset in TOY_DENSITIES:
         err = grid_density_error(final, args.dataset, lim=LIM, resolution=args.resolution,
-                                 device=device)
+                                 dtype=dtype, device=device)
         metrics.update({f"grid_{k}": v for k, v in err.items()})
         metrics["grid_resolution"] = args.resolution
     # Held-out fit: mean log-density (normalised on the grid) of fresh data, a number that
     # exists for every dataset (higher is better).
-    test = sample_toy(args.dataset, 5000, generator=run.data_seed(1)).to(device)
+    test = sample_toy(args.dataset, 5000, generator=run.data_seed(1)).to(device, dtype)
     cell = 2 * LIM / args.resolution
     ij = ((test + LIM) / cell).floor().long().clamp(0, args.resolution - 1)
     metrics["heldout_mean_log_density"] = float(log_density[ij[:, 1], ij[:, 0]].mean())
