@@ -4,7 +4,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include <type_traits>
+#include <tuple>
 
 #include "cuda/launchers.h"
 #include "ops_mlp.h"
@@ -55,35 +55,24 @@ struct CudaMlpKernels {
   }
 };
 
-// The device of the first Tensor argument (x: argument 0 of mlp_ed, 1 of mlp_ed_backward after
-// grad_v, which the body checks is on x's device).
-template <typename First, typename... Rest>
-c10::Device first_tensor_device(const First& first, const Rest&... rest) {
-  if constexpr (std::is_same_v<std::decay_t<First>, at::Tensor>) {
-    return first.device();
-  } else {
-    static_assert(sizeof...(Rest) > 0, "an op body without a Tensor argument");
-    return first_tensor_device(rest...);
-  }
-}
-
-// An op body run with its first tensor's device current: the body allocates on x's device
-// explicitly, but the stream and the launches follow the current device.
-template <auto Body>
+// An op body run with the device of its argument kDeviceArg (x) current: the body allocates
+// with x's device explicitly, but the stream and the launches follow the current device.
+template <auto Body, size_t kDeviceArg>
 struct Guarded;
-template <typename R, typename... Args, R (*Body)(Args...)>
-struct Guarded<Body> {
+template <typename R, typename... Args, R (*Body)(Args...), size_t kDeviceArg>
+struct Guarded<Body, kDeviceArg> {
   static R call(Args... args) {
-    const c10::cuda::CUDAGuard guard(first_tensor_device(args...));
+    const c10::cuda::CUDAGuard guard(std::get<kDeviceArg>(std::forward_as_tuple(args...)).device());
     return Body(args...);
   }
 };
 
 }  // namespace
 
+// x is argument 0 of mlp_ed and 1 of mlp_ed_backward (after grad_v).
 TORCH_LIBRARY_IMPL(edfast, CUDA, m) {
-  m.impl("mlp_ed", &Guarded<&fused_mlp::mlp_ed<CudaMlpKernels>>::call);
-  m.impl("mlp_ed_backward", &Guarded<&fused_mlp::mlp_ed_backward<CudaMlpKernels>>::call);
+  m.impl("mlp_ed", &Guarded<&fused_mlp::mlp_ed<CudaMlpKernels>, 0>::call);
+  m.impl("mlp_ed_backward", &Guarded<&fused_mlp::mlp_ed_backward<CudaMlpKernels>, 1>::call);
 }
 
 }  // namespace edfast
