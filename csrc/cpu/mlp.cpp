@@ -5,7 +5,7 @@
 // few whole rows ([R rows] x [M + 1 items]) or, when one row's M + 1 items do not fit, a chunk
 // of one row's items. Per tile: draw the items from the seed (perturb_rows.h, the generic
 // path's noise), run the layers as GEMMs on the tile (torch's CPU BLAS through ATen's
-// at::cpu::addmm_out / mm_out: MKL or OpenBLAS, whatever torch was built with) with the
+// at::cpu::mm_out / addmm_: MKL or OpenBLAS, whatever torch was built with) with the
 // activation and its slope applied on vector lanes (mlp_simd.h), and reduce the row with an
 // online logsumexp. Backward draws and evaluates the tile again, turns the row statistics
 // into the items' coefficients and runs the layers backwards on the tile; nothing of size M
@@ -19,7 +19,7 @@
 // backward only scales (edfast/_fused_mlp.py).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/addmm_cpu_dispatch.h>
+#include <ATen/ops/addmm_cpu_dispatch.h>  // at::cpu::addmm_
 #include <ATen/ops/mm_cpu_dispatch.h>
 
 #include <algorithm>
@@ -167,12 +167,18 @@ struct GradSums {
   T* bias[kMlpMaxLayers];
 };
 
+// h = act(h + bias) over a row-major [rows, cols] block, and slope = act'(h + bias) unless null.
 template <typename T>
-void activate(core::Activation activation, T* h, T* slope, int64_t n) {
+void activate(core::Activation activation, T* h, const T* bias, T* slope, int64_t rows, int64_t cols) {
   if constexpr (std::is_same_v<T, float>) {
-    float_activation(activation)(h, slope, n);
+    float_activation(activation)(h, bias, slope, rows, cols);
   } else {  // float64: torch's definitions with libm, exact where it matters for the tests
-    for (int64_t k = 0; k < n; ++k) h[k] = core::activate(activation, h[k], slope == nullptr ? nullptr : slope + k);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) {
+        const int64_t k = r * cols + c;
+        h[k] = core::activate(activation, h[k] + bias[c], slope == nullptr ? nullptr : slope + k);
+      }
+    }
   }
 }
 
@@ -229,9 +235,12 @@ struct Context {
       const bool hidden = l + 1 < layout.layers;
       T* out = hidden ? ws.h(layout, l + 1, n) : ws.energy.data();
       at::Tensor result = matrix(out, n, out_width);
-      at::cpu::addmm_out(result, matrix(in.bias[l], 1, out_width), matrix(ws.h(layout, l, n), n, in_width),
-                         matrix(in.weight[l], out_width, in_width).t());
-      if (hidden) activate(in.activation, out, slopes ? ws.slope_of(layout, l + 1, n) : nullptr, n * out_width);
+      at::cpu::mm_out(result, matrix(ws.h(layout, l, n), n, in_width), matrix(in.weight[l], out_width, in_width).t());
+      if (hidden) {
+        activate(in.activation, out, in.bias[l], slopes ? ws.slope_of(layout, l + 1, n) : nullptr, n, out_width);
+      } else {
+        for (int64_t k = 0; k < n; ++k) out[k] += in.bias[l][0];
+      }
     }
   }
 

@@ -76,29 +76,31 @@ struct Lanes {
 
 // kSlope: whether act' is stored (without it the compiler drops its maths, e.g. a division).
 template <int kBytes, Activation kActivation, bool kSlope>
-EDFAST_SIMD_INLINE void activate_impl(float* h, float* slope, int64_t n) {
+EDFAST_SIMD_INLINE void activate_impl(float* h, const float* bias, float* slope, int64_t rows, int64_t cols) {
   using L = Lanes<kBytes>;
-  for (int64_t k = 0; k < n; k += L::kCount) {
-    const typename L::V z = L::load(h + k, n - k);
-    typename L::V s;
-    typename L::V value;
-    switch (kActivation) {
-      case Activation::kSoftplus: value = L::softplus(z, s); break;
-      case Activation::kSilu: value = L::silu(z, s); break;
-      case Activation::kRelu: value = L::relu(z, s); break;
-      case Activation::kLeakyRelu: value = L::leaky_relu(z, s); break;
-      case Activation::kTanh: value = L::tanh(z, s); break;
-      default: value = L::elu(z, s); break;
+  for (int64_t r = 0; r < rows; ++r, h += cols, slope += kSlope ? cols : 0) {
+    for (int64_t k = 0; k < cols; k += L::kCount) {
+      const typename L::V z = L::load(h + k, cols - k) + L::load(bias + k, cols - k);
+      typename L::V s;
+      typename L::V value;
+      switch (kActivation) {
+        case Activation::kSoftplus: value = L::softplus(z, s); break;
+        case Activation::kSilu: value = L::silu(z, s); break;
+        case Activation::kRelu: value = L::relu(z, s); break;
+        case Activation::kLeakyRelu: value = L::leaky_relu(z, s); break;
+        case Activation::kTanh: value = L::tanh(z, s); break;
+        default: value = L::elu(z, s); break;
+      }
+      L::store(h + k, value, cols - k);
+      if (kSlope) L::store(slope + k, s, cols - k);
     }
-    L::store(h + k, value, n - k);
-    if (kSlope) L::store(slope + k, s, n - k);
   }
 }
 
 #define EDFAST_MLP_ACTIVATION(NAME, BYTES, TARGET, ACT) \
-  TARGET void NAME(float* h, float* slope, int64_t n) {                 \
-    if (slope == nullptr) activate_impl<BYTES, ACT, false>(h, slope, n); \
-    else activate_impl<BYTES, ACT, true>(h, slope, n);                   \
+  TARGET void NAME(float* h, const float* bias, float* slope, int64_t rows, int64_t cols) { \
+    if (slope == nullptr) activate_impl<BYTES, ACT, false>(h, bias, slope, rows, cols);      \
+    else activate_impl<BYTES, ACT, true>(h, bias, slope, rows, cols);                        \
   }
 
 #define EDFAST_MLP_FUNCTIONS(LEVEL, BYTES, TARGET)                                           \

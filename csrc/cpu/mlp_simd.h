@@ -16,9 +16,10 @@
 namespace edfast {
 namespace cpu {
 
-// h[k] = act(h[k]) in place for k < n; slope[k] = act'(h[k]) (the pre-activation's) when
-// slope is not null.
-using FloatActivation = void (*)(float* h, float* slope, int64_t n);
+// For a row-major [rows, cols] block h of pre-activations without their bias:
+// h[r, c] = act(h[r, c] + bias[c]) in place, and slope[r, c] = act'(h[r, c] + bias[c]) when
+// slope is not null (the bias is added here rather than by the GEMM: one pass fewer).
+using FloatActivation = void (*)(float* h, const float* bias, float* slope, int64_t rows, int64_t cols);
 
 FloatActivation float_activation(core::Activation activation);
 
