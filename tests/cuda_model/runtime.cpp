@@ -56,6 +56,7 @@ struct Thread {
   uint64_t value = 0;
   int operand = 0, width = 0;
   uint64_t result = 0;  // of the collective, set by the scheduler
+  uint64_t barriers = 0;  // barriers arrived at
 };
 
 struct Launch {
@@ -68,7 +69,7 @@ struct Launch {
   std::unique_ptr<unsigned char[]> shared;
   std::string error;  // a refusal raised inside a fiber
   // ThreadSanitizer synchronisation objects (addresses only): launch and block order, barriers.
-  char start_sync = 0, end_sync = 0, barrier_sync = 0;
+  char start_sync = 0, end_sync = 0, barrier_sync[2] = {0, 0};
   std::vector<char> warp_sync;
 };
 
@@ -457,6 +458,7 @@ int64_t threads_run() { return g_threads; }
 // before and after the switch: an ignore held across a yield would outlive an abandoned fiber.
 int block_barrier(BarrierOp op, int predicate, const std::source_location& site) {
   Thread* self;
+  uint64_t parity;
   {
     RuntimeAccessesUnchecked unchecked;
     self = &running_thread(op_name(op));
@@ -465,11 +467,15 @@ int block_barrier(BarrierOp op, int predicate, const std::source_location& site)
     self->barrier_op = op;
     self->value = static_cast<uint64_t>(predicate);
     self->site = site;
+    parity = self->barriers++ & 1u;
   }
-  TSAN_RELEASE(&g_launch->barrier_sync);
+  // One sync object per barrier parity: with a single one, a thread that resumes late would
+  // also acquire what faster threads released at the *next* barrier, and TSan would take
+  // their writes between the two barriers as ordered (a missing __syncthreads went unseen).
+  TSAN_RELEASE(&g_launch->barrier_sync[parity]);
   TSAN_RELEASE(&g_launch->end_sync);  // the host acquires it however the block ends
   Fiber::yield();
-  TSAN_ACQUIRE(&g_launch->barrier_sync);
+  TSAN_ACQUIRE(&g_launch->barrier_sync[parity]);
   RuntimeAccessesUnchecked unchecked;
   return static_cast<int>(self->result);
 }
