@@ -191,8 +191,13 @@ struct Context {
   Layout layout;
   Plan plan;
 
+  std::vector<at::Tensor> weight_t;  // W_l^T [in, out], contiguous: the forward GEMMs run untransposed
+
   Context(const FusedShape& s, const MlpNoise& z, const MlpInputs<T>& i)
-      : shape(s), noise(z), in(i), layout(i), plan(make_plan(s, layout.bytes_per_item<T>())) {}
+      : shape(s), noise(z), in(i), layout(i), plan(make_plan(s, layout.bytes_per_item<T>())) {
+    for (int l = 0; l < layout.layers; ++l)
+      weight_t.push_back(matrix(in.weight[l], layout.width[l + 1], layout.width[l]).t().contiguous());
+  }
 
   // Items [first, first + count) of rows [row0, row0 + rows) into h_0, item n = r * count + k:
   // the data point itself (item 0) and negatives first - 1 ..., drawn as edfast.perturb does.
@@ -235,7 +240,7 @@ struct Context {
       const bool hidden = l + 1 < layout.layers;
       T* out = hidden ? ws.h(layout, l + 1, n) : ws.energy.data();
       at::Tensor result = matrix(out, n, out_width);
-      at::cpu::mm_out(result, matrix(ws.h(layout, l, n), n, in_width), matrix(in.weight[l], out_width, in_width).t());
+      at::cpu::mm_out(result, matrix(ws.h(layout, l, n), n, in_width), weight_t[l]);
       if (hidden) {
         activate(in.activation, out, in.bias[l], slopes ? ws.slope_of(layout, l + 1, n) : nullptr, n, out_width);
       } else {
@@ -248,19 +253,17 @@ struct Context {
   // gradients [rows_of_input, D] of items 0, stride, 2 stride, ... (stride 1: every item).
   void differentiate(Workspace<T>& ws, int64_t n, const GradSums<T>& sums, T* input, int64_t stride) const {
     const T* delta = ws.coef.data();
+    // Each bias's gradient sums the tile's deltas in double (a float running sum over hundreds
+    // of items would lose more than the generic path's cascade sum does), in the pass that
+    // makes the deltas.
+    double* column = ws.column_sums.data();
+    column[0] = 0.0;
+    for (int64_t k = 0; k < n; ++k) column[0] += static_cast<double>(delta[k]);
     int which = 0;
     for (int l = layout.layers - 1; l >= 0; --l) {
       const int64_t in_width = layout.width[l], out_width = layout.width[l + 1];
       at::Tensor grad_weight = matrix(sums.weight[l], out_width, in_width);
       at::cpu::addmm_(grad_weight, matrix(delta, n, out_width).t(), matrix(ws.h(layout, l, n), n, in_width));
-      // The bias's gradient sums the tile's deltas in double: a float running sum over
-      // hundreds of items would lose more than the generic path's cascade sum does.
-      double* column = ws.column_sums.data();
-      std::fill(column, column + out_width, 0.0);
-      for (int64_t k = 0; k < n; ++k) {
-        const T* d = delta + k * out_width;
-        for (int64_t j = 0; j < out_width; ++j) column[j] += static_cast<double>(d[j]);
-      }
       for (int64_t j = 0; j < out_width; ++j) sums.bias[l][j] += static_cast<T>(column[j]);
       const at::Tensor weight = matrix(in.weight[l], out_width, in_width);
       if (l > 0) {
@@ -269,7 +272,15 @@ struct Context {
         at::Tensor next_matrix = matrix(next, n, in_width);
         at::cpu::mm_out(next_matrix, matrix(delta, n, out_width), weight);
         const T* slope = ws.slope_of(layout, l, n);
-        for (int64_t k = 0; k < n * in_width; ++k) next[k] *= slope[k];
+        std::fill(column, column + in_width, 0.0);
+        for (int64_t k = 0; k < n; ++k) {
+          T* d = next + k * in_width;
+          const T* s = slope + k * in_width;
+          for (int64_t j = 0; j < in_width; ++j) {
+            d[j] *= s[j];
+            column[j] += static_cast<double>(d[j]);
+          }
+        }
         delta = next;
       } else if (input != nullptr) {
         const int64_t rows = (n + stride - 1) / stride;

@@ -31,11 +31,15 @@ struct Lanes {
   }
   static EDFAST_SIMD_INLINE V splat(float a) { return V{} + a; }
   static EDFAST_SIMD_INLINE V exp(V z) { return simd::exp_f32<V>(z); }
+  // exp(z) for z <= 0 where the result is only added to 1 or multiplied into something that
+  // is: below exp(-87) it gives ~2^-126 instead of the exact tiny value (vec_exp.h's kSumTerm),
+  // an absolute error under 1e-37, and skips the overflow and subnormal handling.
+  static EDFAST_SIMD_INLINE V exp_nonpositive(V z) { return simd::exp_f32<V, simd::ExpDomain::kSumTerm>(z); }
 
   // Each returns act(z) and sets slope = act'(z), as csrc/core/mlp.h defines them.
   static EDFAST_SIMD_INLINE V softplus(V z, V& slope) {
     const V zero{}, one = splat(1.0f);
-    const V t = exp(z < zero ? z : -z);  // exp(-|z|)
+    const V t = exp_nonpositive(z < zero ? z : -z);  // exp(-|z|)
     const V inverse = one / (one + t);
     const auto linear = z > splat(static_cast<float>(core::kSoftplusThreshold));
     slope = linear ? one : (z < zero ? t * inverse : inverse);
@@ -60,7 +64,7 @@ struct Lanes {
   }
   static EDFAST_SIMD_INLINE V tanh(V z, V& slope) {
     const V zero{}, one = splat(1.0f);
-    const V t = exp(splat(-2.0f) * (z < zero ? -z : z));  // exp(-2|z|)
+    const V t = exp_nonpositive(splat(-2.0f) * (z < zero ? -z : z));  // exp(-2|z|)
     const V magnitude = (one - t) / (one + t);
     const V value = z < zero ? -magnitude : (z != z ? z : magnitude);
     slope = one - value * value;
@@ -68,7 +72,7 @@ struct Lanes {
   }
   static EDFAST_SIMD_INLINE V elu(V z, V& slope) {
     const V zero{}, one = splat(1.0f);
-    const V e = exp(z > zero ? zero : z);
+    const V e = exp_nonpositive(z > zero ? zero : z);
     slope = z > zero ? one : e;
     return z > zero ? z : e - one;
   }
