@@ -115,9 +115,11 @@ def test_fused_on_and_off_train_alike(task, tmp_path):
 
 def test_fused_on_without_a_fused_kernel_is_one_line(tmp_path, monkeypatch, capsys):
     seen = _recording_loss(monkeypatch)
-    assert _train("toy", tmp_path, "--fused", "on") == 2  # MLPEnergy: no fused kernel
+    # An MLPEnergy wider than the fused kernels' range (widths <= 256)
+    assert _train("toy", tmp_path, "--hidden", "300", "--fused", "on") == 2
     line = _one_line(capsys.readouterr().err)
-    assert "argument --fused: on: fused=True: edfast has no fused kernel for MLPEnergy" in line, line
+    assert "argument --fused: on: fused=True: the fused MLPEnergy kernel takes up to 8 hidden layers of width " \
+           "up to 256, got [300]" in line, line
     assert seen == [] and not (tmp_path / "metrics.json").exists()  # stopped before training
 
 
