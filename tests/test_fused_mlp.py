@@ -153,19 +153,14 @@ def test_benchmark_shapes_float64():
         assert_same_training(energy, x, fused, generic)
 
 
-@pytest.mark.parametrize("activation", list(ACTIVATIONS))
-@pytest.mark.parametrize("perturbation", ["gaussian", "bernoulli-dense"])
-def test_fused_float32_within_design_tolerance(device, activation, perturbation):
-    """float32 (DESIGN §6): the fused error against float64 is at most twice the float32
+def assert_float32_within_design_tolerance(energy32, x32, q, m):
+    """DESIGN §6: the fused float32 error against float64 is at most twice the float32
     generic path's error plus a small floor, in the loss and every gradient."""
-    q = PERTURBATIONS[perturbation]()
-    energy32 = make_energy((8, (64, 48)), activation, dtype=torch.float32, device=device)
     energy64 = copy.deepcopy(energy32).double()
-    x32 = make_data(8, q, b=40, dtype=torch.float32, device=device, requires_grad=True)
-    x64 = x32.detach().double().requires_grad_()
-    exact = loss_and_grads(energy64, x64, lambda: ed(energy64, x64, q, 33, fused=False, reduction="none"))
-    fused = loss_and_grads(energy32, x32, lambda: ed(energy32, x32, q, 33, fused=True, reduction="none"))
-    generic = loss_and_grads(energy32, x32, lambda: ed(energy32, x32, q, 33, fused=False, reduction="none"))
+    x64 = x32.detach().double().requires_grad_(x32.requires_grad)
+    exact = loss_and_grads(energy64, x64, lambda: ed(energy64, x64, q, m, fused=False, reduction="none"))
+    fused = loss_and_grads(energy32, x32, lambda: ed(energy32, x32, q, m, fused=True, reduction="none"))
+    generic = loss_and_grads(energy32, x32, lambda: ed(energy32, x32, q, m, fused=False, reduction="none"))
     assert fused[0].dtype == torch.float32
     names = ["loss"] + grad_names(energy32, x32)
     for what, e, f, g in zip(names, [exact[0], *exact[1]], [fused[0], *fused[1]], [generic[0], *generic[1]]):
@@ -173,6 +168,15 @@ def test_fused_float32_within_design_tolerance(device, activation, perturbation)
         fused_err = (f.double() - e).abs().max().item()
         generic_err = (g.double() - e).abs().max().item()
         assert fused_err <= 2 * generic_err + floor, f"{what}: fused {fused_err:.3e}, generic {generic_err:.3e}"
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("perturbation", ["gaussian", "bernoulli-dense"])
+def test_fused_float32_within_design_tolerance(device, activation, perturbation):
+    q = PERTURBATIONS[perturbation]()
+    energy32 = make_energy((8, (64, 48)), activation, dtype=torch.float32, device=device)
+    x32 = make_data(8, q, b=40, dtype=torch.float32, device=device, requires_grad=True)
+    assert_float32_within_design_tolerance(energy32, x32, q, 33)
 
 
 # ------------------------------------------------------------------ against edfast.reference
@@ -481,3 +485,31 @@ def test_cuda_matches_cpu(perturbation, activation):
     assert_close_relative(gpu[0].cpu(), cpu[0], what="loss")
     for name, a, b in zip(grad_names(energy, x), gpu[1], cpu[1]):
         assert_close_relative(a.cpu(), b, what=name)
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_non_finite_data_gives_the_generic_paths_non_finite_rows(activation):
+    """A NaN in a row's data makes that row's v NaN on both paths (the vectorised float32
+    activations propagate NaN as torch's do); the other rows are untouched."""
+    q = edfast.Gaussian(0.5)
+    energy = make_energy((4, (20, 20)), activation, dtype=torch.float32)
+    x = make_data(4, q, b=6, dtype=torch.float32)
+    x[2, 1] = float("nan")
+    with torch.no_grad():
+        fused = ed(energy, x, q, 5, fused=True, reduction="none")
+        generic = ed(energy, x, q, 5, fused=False, reduction="none")
+    assert torch.equal(torch.isnan(fused), torch.isnan(generic)) and torch.isnan(fused[2])
+    finite = ~torch.isnan(generic)
+    assert_close_relative(fused[finite].double(), generic[finite].double(), rtol=1e-5, what="finite rows")
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_activation_tails_float32(activation):
+    """Pre-activations far in both tails (softplus's threshold at 20, exp under- and
+    overflow): the vectorised float32 activations and slopes hold DESIGN §6's tolerance."""
+    q = edfast.Gaussian(0.1)
+    energy = make_energy((3, (16, 8)), activation, dtype=torch.float32)
+    with torch.no_grad():
+        energy.linears[0].bias.copy_(torch.linspace(-120.0, 120.0, 16))
+    x = make_data(3, q, b=8, dtype=torch.float32, requires_grad=True)
+    assert_float32_within_design_tolerance(energy, x, q, 5)

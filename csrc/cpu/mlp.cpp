@@ -100,7 +100,8 @@ struct Layout {
 
 // How the B x (M + 1) items are cut: units of `rows` rows, each row's items in chunks of
 // `chunk` (one chunk when a row fits a tile). A tile is one chunk of every row of a unit.
-// The buffers hold `capacity` items whatever M is, so that the op's memory is flat in M.
+// The buffers hold `capacity` items, within half a row of the same number whatever M is, so
+// that the op's memory is flat in M.
 struct Plan {
   int64_t items;  // M + 1
   int64_t chunk;
@@ -113,7 +114,12 @@ Plan make_plan(const FusedShape& shape, int64_t bytes_per_item) {
   const int64_t items = shape.negatives + 1;
   const int64_t fit = std::clamp(kTileBytes / bytes_per_item, kMinTileItems, kMaxTileItems);
   Plan plan{items, std::min(items, fit), 1, 0, fit};
-  if (items <= fit) plan.rows = std::max<int64_t>(1, std::min(fit / items, shape.batch));
+  if (items <= fit) {
+    // The nearest whole number of rows, so that a tile holds about `fit` items for every M
+    // (rounding down would leave tiles of M = 128 half full, and the op's memory uneven in M).
+    plan.rows = std::max<int64_t>(1, std::min((fit + items / 2) / items, shape.batch));
+    plan.capacity = plan.rows * items;
+  }
   plan.units = (shape.batch + plan.rows - 1) / plan.rows;
   return plan;
 }
@@ -140,7 +146,7 @@ template <typename T>
 struct Workspace {
   Buffer<T> act, slope, delta[2], energy, coef;
   std::vector<T> y;
-  std::vector<double> column_sums;
+  std::vector<double> column_sums, output_weight;
   std::vector<core::OnlineLogSumExp<T>> negatives;  // each row's logsumexp of U(x) - U(x'_j)
   std::vector<T> energy_x;                          // each row's U(x)
 
@@ -153,6 +159,7 @@ struct Workspace {
     coef = Buffer<T>(n);
     y.resize(static_cast<size_t>(dim));
     column_sums.resize(static_cast<size_t>(layout.max_width));
+    output_weight.resize(static_cast<size_t>(layout.width[layout.layers - 1]));
     negatives.resize(static_cast<size_t>(plan.rows));
     energy_x.resize(static_cast<size_t>(plan.rows));
   }
@@ -249,9 +256,34 @@ struct Context {
     }
   }
 
+  // The output layer's weight gradient sum_n c_n h_n of a tile of whole rows of `items`
+  // items, as sum over rows of sum_j c_j (h_j - h_0): each row's coefficients sum to 0
+  // exactly (c_0 = g P, P = sum_j p_j), so the row's shared part h_0 cancels in exact
+  // arithmetic and is left out rather than cancelled in float. A unit that saturates (the
+  // same large h for every item) would otherwise lose digits to that cancellation. In double.
+  void output_weight_gradient(Workspace<T>& ws, int64_t n, int64_t items, T* grad_weight) const {
+    const int l = layout.layers - 1;
+    const int64_t width = layout.width[l];
+    const T* h = ws.h(layout, l, n);
+    const T* c = ws.coef.data();
+    double* acc = ws.output_weight.data();
+    std::fill(acc, acc + width, 0.0);
+    for (int64_t row = 0; row < n; row += items) {
+      const T* h0 = h + row * width;
+      for (int64_t k = 1; k < items; ++k) {
+        const double ck = static_cast<double>(c[row + k]);
+        const T* hk = h0 + k * width;
+        for (int64_t j = 0; j < width; ++j) acc[j] += ck * static_cast<double>(hk[j] - h0[j]);
+      }
+    }
+    for (int64_t j = 0; j < width; ++j) grad_weight[j] += static_cast<T>(acc[j]);
+  }
+
   // Adds the gradient of sum_n coef[n] U(item n) to sums; with input, also writes the input
   // gradients [rows_of_input, D] of items 0, stride, 2 stride, ... (stride 1: every item).
-  void differentiate(Workspace<T>& ws, int64_t n, const GradSums<T>& sums, T* input, int64_t stride) const {
+  // whole_row_items: the items per row when the tile holds whole rows, else 0.
+  void differentiate(Workspace<T>& ws, int64_t n, const GradSums<T>& sums, T* input, int64_t stride,
+                     int64_t whole_row_items) const {
     const T* delta = ws.coef.data();
     // Each bias's gradient sums the tile's deltas in double (a float running sum over hundreds
     // of items would lose more than the generic path's cascade sum does), in the pass that
@@ -262,8 +294,12 @@ struct Context {
     int which = 0;
     for (int l = layout.layers - 1; l >= 0; --l) {
       const int64_t in_width = layout.width[l], out_width = layout.width[l + 1];
-      at::Tensor grad_weight = matrix(sums.weight[l], out_width, in_width);
-      at::cpu::addmm_(grad_weight, matrix(delta, n, out_width).t(), matrix(ws.h(layout, l, n), n, in_width));
+      if (l == layout.layers - 1 && whole_row_items > 0) {
+        output_weight_gradient(ws, n, whole_row_items, sums.weight[l]);
+      } else {
+        at::Tensor grad_weight = matrix(sums.weight[l], out_width, in_width);
+        at::cpu::addmm_(grad_weight, matrix(delta, n, out_width).t(), matrix(ws.h(layout, l, n), n, in_width));
+      }
       for (int64_t j = 0; j < out_width; ++j) sums.bias[l][j] += static_cast<T>(column[j]);
       const at::Tensor weight = matrix(in.weight[l], out_width, in_width);
       if (l > 0) {
@@ -385,7 +421,8 @@ void unit_gradient(const Context<T>& ctx, Workspace<T>& ws, int64_t unit, const 
     // The input gradient: every item's under Gaussian noise (the negatives are x plus noise),
     // only the data point's under binary noise.
     const bool wants_input = grad_x != nullptr && (gaussian || first == 0);
-    ctx.differentiate(ws, n, sums, wants_input ? input.data() : nullptr, gaussian ? 1 : count);
+    ctx.differentiate(ws, n, sums, wants_input ? input.data() : nullptr, gaussian ? 1 : count,
+                      count == plan.items ? count : 0);
     if (!wants_input) continue;
     for (int64_t r = 0; r < rows; ++r) {
       T* out = grad_x + (row0 + r) * dim;

@@ -37,13 +37,19 @@ struct Lanes {
   static EDFAST_SIMD_INLINE V exp_nonpositive(V z) { return simd::exp_f32<V, simd::ExpDomain::kSumTerm>(z); }
 
   // Each returns act(z) and sets slope = act'(z), as csrc/core/mlp.h defines them.
+  // torch's threshold (z > 20: z and slope 1) needs no branch in float: there exp(-z) < 2.1e-9
+  // is under half an ulp of 1, so 1 + t rounds to 1 and max(z, 0) + log(1 + t) is z exactly.
   static EDFAST_SIMD_INLINE V softplus(V z, V& slope) {
+    using simd::select;
     const V zero{}, one = splat(1.0f);
-    const V t = exp_nonpositive(z < zero ? z : -z);  // exp(-|z|)
+    const V t = exp_nonpositive(select(z < zero, z, -z));  // exp(-|z|)
     const V inverse = one / (one + t);
-    const auto linear = z > splat(static_cast<float>(core::kSoftplusThreshold));
-    slope = linear ? one : (z < zero ? t * inverse : inverse);
-    return linear ? z : (z > zero ? z : zero) + simd::log_f32<V>(one + t);
+    // log_f32 reads a NaN's bits as a number: NaN is given back explicitly, as torch does.
+    // (Tested on the bits: with a float comparison z == z, GCC splits the vector into scalars.)
+    using Bits = typename simd::IntVecOf<V, float>::type;
+    const auto nan = ((Bits)z & 0x7fffffff) > 0x7f800000;
+    slope = select(nan, z, select(z < zero, t * inverse, inverse));
+    return select(nan, z, select(z > zero, z, zero) + simd::log_f32<V>(one + t));
   }
   static EDFAST_SIMD_INLINE V silu(V z, V& slope) {
     const V one = splat(1.0f);
@@ -53,7 +59,7 @@ struct Lanes {
   }
   static EDFAST_SIMD_INLINE V relu(V z, V& slope) {
     const V zero{};
-    const V value = z > zero ? z : (z != z ? z : zero);
+    const V value = z < zero ? zero : z;  // NaN fails the comparison and propagates, as in torch
     slope = value > zero ? splat(1.0f) : zero;
     return value;
   }
@@ -66,7 +72,7 @@ struct Lanes {
     const V zero{}, one = splat(1.0f);
     const V t = exp_nonpositive(splat(-2.0f) * (z < zero ? -z : z));  // exp(-2|z|)
     const V magnitude = (one - t) / (one + t);
-    const V value = z < zero ? -magnitude : (z != z ? z : magnitude);
+    const V value = z < zero ? -magnitude : magnitude;  // NaN: magnitude is NaN
     slope = one - value * value;
     return value;
   }
