@@ -1,37 +1,20 @@
 // CUDA registrations of the fused ED ops: the device-generic bodies of ops_fused.h with the
 // torch-free launchers of csrc/cuda/fused.cu, on the current stream of x's device.
 #include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include <tuple>
-
 #include "cuda/launchers.h"
+#include "ops_fused_cuda.h"
 #include "ops_fused.h"
 
 namespace edfast {
 namespace {
 
-void check_launch(cudaError_t status, const char* launcher) {
-  TORCH_CHECK(status == cudaSuccess, "edfast fused ", launcher, " (ising_ed / potts_ed / rbm_ed): CUDA launch failed: ",
-              cudaGetErrorString(status));
-}
+using fused_cuda::check_launch;
+using fused_cuda::Guarded;
+using fused_cuda::TorchWorkspace;
 
-// The launchers' scratch memory from torch's caching allocator, so that it is counted and
-// reused like every other tensor: stream-ordered on the current stream, released to the cache
-// when the launch has been enqueued.
-struct TorchWorkspace {
-  at::Tensor buffer;
-  static void* allocate(size_t bytes, void* self) {
-    auto* workspace = static_cast<TorchWorkspace*>(self);
-    workspace->buffer = at::empty({static_cast<int64_t>(bytes)},
-                                  at::TensorOptions().dtype(at::kByte).device(at::kCUDA, c10::cuda::current_device()));
-    return workspace->buffer.data_ptr();
-  }
-  cuda::WorkspaceAllocator allocator() { return {&TorchWorkspace::allocate, this}; }
-};
-
-// Called by the op bodies with x's device current (Guarded below), so the current stream is
+// Called by the op bodies with x's device current (fused_cuda::Guarded), so the current stream is
 // that device's.
 struct CudaKernels {
   static constexpr bool kBackwardReadsFields = true;  // it recomputes the energies
@@ -68,18 +51,6 @@ struct CudaKernels {
     check_launch(cuda::rbm_backward(shape, noise, in, grad_v, log_normaliser, a, r, gwt,
                                     at::cuda::getCurrentCUDAStream(), workspace.allocator()),
                  "rbm_backward");
-  }
-};
-
-// An op body run with the device of its argument kDeviceArg (x) current: the body allocates
-// with x's device explicitly, but the stream and the launches follow the current device.
-template <auto Body, size_t kDeviceArg>
-struct Guarded;
-template <typename R, typename... Args, R (*Body)(Args...), size_t kDeviceArg>
-struct Guarded<Body, kDeviceArg> {
-  static R call(Args... args) {
-    const c10::cuda::CUDAGuard guard(std::get<kDeviceArg>(std::forward_as_tuple(args...)).device());
-    return Body(args...);
   }
 };
 

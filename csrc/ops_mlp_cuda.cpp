@@ -1,37 +1,20 @@
 // CUDA registration of the fused MLP op: the device-generic bodies of ops_mlp.h with the
 // torch-free launchers of csrc/cuda/mlp.cu, on the current stream of x's device.
 #include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include <tuple>
-
 #include "cuda/launchers.h"
+#include "ops_fused_cuda.h"
 #include "ops_mlp.h"
 
 namespace edfast {
 namespace {
 
-void check_launch(cudaError_t status, const char* launcher) {
-  TORCH_CHECK(status == cudaSuccess, "edfast fused ", launcher, " (mlp_ed): CUDA launch failed: ",
-              cudaGetErrorString(status));
-}
+using fused_cuda::check_launch;
+using fused_cuda::Guarded;
+using fused_cuda::TorchWorkspace;
 
-// The launchers' scratch memory (y, the items' energies, the blocks' tile slabs) from torch's
-// caching allocator, so that it is counted and reused like every other tensor: stream-ordered
-// on the current stream, released to the cache when the launches have been enqueued.
-struct TorchWorkspace {
-  at::Tensor buffer;
-  static void* allocate(size_t bytes, void* self) {
-    auto* workspace = static_cast<TorchWorkspace*>(self);
-    workspace->buffer = at::empty({static_cast<int64_t>(bytes)},
-                                  at::TensorOptions().dtype(at::kByte).device(at::kCUDA, c10::cuda::current_device()));
-    return workspace->buffer.data_ptr();
-  }
-  cuda::WorkspaceAllocator allocator() { return {&TorchWorkspace::allocate, this}; }
-};
-
-// Called by the op bodies with x's device current (Guarded below), so the current stream is
+// Called by the op bodies with x's device current (fused_cuda::Guarded), so the current stream is
 // that device's.
 struct CudaMlpKernels {
   // The forward never returns gradients: a CUDA forward that also differentiated would need
@@ -52,18 +35,6 @@ struct CudaMlpKernels {
     check_launch(cuda::mlp_backward(shape, noise, in, grad_v, row_stats, grads, at::cuda::getCurrentCUDAStream(),
                                     workspace.allocator()),
                  "mlp_backward");
-  }
-};
-
-// An op body run with the device of its argument kDeviceArg (x) current: the body allocates
-// with x's device explicitly, but the stream and the launches follow the current device.
-template <auto Body, size_t kDeviceArg>
-struct Guarded;
-template <typename R, typename... Args, R (*Body)(Args...), size_t kDeviceArg>
-struct Guarded<Body, kDeviceArg> {
-  static R call(Args... args) {
-    const c10::cuda::CUDAGuard guard(std::get<kDeviceArg>(std::forward_as_tuple(args...)).device());
-    return Body(args...);
   }
 };
 

@@ -16,6 +16,7 @@ from edfast import _fused, reference
 from edfast.energies import BernoulliRBM, Ising, Potts
 
 from conftest import requires_cuda
+from fused_helpers import assert_close_relative, backward_reduced, saved_numel
 
 # ------------------------------------------------------------------ cases
 
@@ -104,24 +105,13 @@ def loss_and_grads(energy, loss_fn):
     non-uniform weights so that grad_v is not constant."""
     energy.zero_grad()
     loss = loss_fn()
-    if loss.dim() == 0:
-        loss.backward()
-    else:
-        weights = torch.linspace(-1.0, 2.0, loss.shape[0], dtype=loss.dtype, device=loss.device)
-        (loss * weights).sum().backward()
+    backward_reduced(loss)
     return loss.detach(), [p.grad.clone() for p in energy.parameters()]
 
 
 def ed(energy, x, q, m, w=1.0, *, fused, reduction="mean", seed=SEED, row_offset=ROW_OFFSET):
     return edfast.energy_discrepancy(energy, x, q, m, w, seed=seed, row_offset=row_offset,
                                      reduction=reduction, fused=fused)
-
-
-def assert_close_relative(got, expected, rtol=1e-12, what=""):
-    """|got - expected| <= rtol * max(1, max|expected|), elementwise."""
-    scale = max(1.0, expected.abs().max().item()) if expected.numel() else 1.0
-    error = (got - expected).abs().max().item() if expected.numel() else 0.0
-    assert error <= rtol * scale, f"{what}: max error {error:.3e} > {rtol:.0e} * {scale:.3e}"
 
 
 def contract_configs():
@@ -440,17 +430,7 @@ def test_shards_match_whole_batch(device, case):
 # ------------------------------------------------------------------ 8. memory
 
 def _saved_numel(energy, x, q, m, fused):
-    """Total numel of the tensors autograd saves for backward."""
-    total = []
-
-    def pack(t):
-        total.append(t.numel())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = ed(energy, x, q, m, fused=fused)
-    loss.backward()
-    return sum(total)
+    return saved_numel(lambda: ed(energy, x, q, m, fused=fused))
 
 
 @pytest.mark.parametrize("case", ["ising-bernoulli-dense", "potts-categorical", "rbm-bitflip"])

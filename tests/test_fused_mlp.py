@@ -17,6 +17,7 @@ from edfast.energies import MLPEnergy
 from edfast.energies.mlp import ACTIVATIONS
 
 from conftest import requires_cuda
+from fused_helpers import assert_close_relative, backward_reduced, saved_numel
 
 SEED = 4321
 ROW_OFFSET = 5
@@ -69,11 +70,7 @@ def loss_and_grads(energy, x, loss_fn):
     if x.requires_grad:
         x.grad = None
     loss = loss_fn()
-    if loss.dim() == 0:
-        loss.backward()
-    else:
-        weights = torch.linspace(-1.0, 2.0, loss.shape[0], dtype=loss.dtype, device=loss.device)
-        (loss * weights).sum().backward()
+    backward_reduced(loss)
     grads = [p.grad.clone() for p in energy.parameters()]
     if x.requires_grad:
         grads.append(x.grad.clone())
@@ -82,13 +79,6 @@ def loss_and_grads(energy, x, loss_fn):
 
 def grad_names(energy, x):
     return [f"grad {n}" for n, _ in energy.named_parameters()] + (["grad x"] if x.requires_grad else [])
-
-
-def assert_close_relative(got, expected, rtol=1e-12, what=""):
-    """|got - expected| <= rtol * max(1, max|expected|), elementwise."""
-    scale = max(1.0, expected.abs().max().item()) if expected.numel() else 1.0
-    error = (got - expected).abs().max().item() if expected.numel() else 0.0
-    assert error <= rtol * scale, f"{what}: max error {error:.3e} > {rtol:.0e} * {scale:.3e}"
 
 
 def assert_same_training(energy, x, fused, generic, rtol=1e-12):
@@ -376,16 +366,7 @@ def test_shards_match_whole_batch(device, perturbation):
 
 
 def _saved_numel(energy, x, q, m, fused):
-    total = []
-
-    def pack(t):
-        total.append(t.numel())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = ed(energy, x, q, m, fused=fused)
-    loss.backward()
-    return sum(total)
+    return saved_numel(lambda: ed(energy, x, q, m, fused=fused))
 
 
 def test_fused_saves_nothing_that_grows_with_m():

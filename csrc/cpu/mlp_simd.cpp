@@ -15,20 +15,8 @@ namespace {
 using core::Activation;
 
 template <int kBytes>
-struct Lanes {
-  using V = simd::Vec<float, kBytes>;
-  static constexpr int kCount = kBytes / 4;
-
-  static EDFAST_SIMD_INLINE V load(const float* p, int64_t n) {
-    V v{};
-    if (n >= kCount) std::memcpy(&v, p, sizeof(V));
-    else std::memcpy(&v, p, static_cast<size_t>(n) * sizeof(float));
-    return v;
-  }
-  static EDFAST_SIMD_INLINE void store(float* p, V v, int64_t n) {
-    if (n >= kCount) std::memcpy(p, &v, sizeof(V));
-    else std::memcpy(p, &v, static_cast<size_t>(n) * sizeof(float));
-  }
+struct Lanes : simd::FloatLanes<kBytes> {
+  using typename simd::FloatLanes<kBytes>::V;
   static EDFAST_SIMD_INLINE V splat(float a) { return V{} + a; }
   static EDFAST_SIMD_INLINE V exp(V z) { return simd::exp_f32<V>(z); }
   // exp(z) for z <= 0 where the result is only added to 1 or multiplied into something that

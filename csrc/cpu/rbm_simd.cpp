@@ -13,22 +13,8 @@ namespace cpu {
 namespace {
 
 template <int kBytes>
-struct Lanes {
-  using V = simd::Vec<float, kBytes>;
-  static constexpr int kCount = kBytes / 4;
-
-  // The first min(n, kCount) floats at p, zero-padded. A full vector is a constant-size copy
-  // (one unaligned load); only a row's tail pays a variable-size one.
-  static EDFAST_SIMD_INLINE V load(const float* p, int64_t n) {
-    V v{};
-    if (n >= kCount) std::memcpy(&v, p, sizeof(V));
-    else std::memcpy(&v, p, static_cast<size_t>(n) * sizeof(float));
-    return v;
-  }
-  static EDFAST_SIMD_INLINE void store(float* p, V v, int64_t n) {
-    if (n >= kCount) std::memcpy(p, &v, sizeof(V));
-    else std::memcpy(p, &v, static_cast<size_t>(n) * sizeof(float));
-  }
+struct Lanes : simd::FloatLanes<kBytes> {
+  using typename simd::FloatLanes<kBytes>::V;
   // max(z, 0) + log(1 + exp(-|z|)).
   static EDFAST_SIMD_INLINE V softplus(V z) {
     const V zero{};

@@ -5,6 +5,9 @@
 // may contract to an FMA.
 #pragma once
 
+#include <cstdint>
+#include <cstring>
+
 // Vector arguments wider than the baseline's change the calling convention; the functions
 // that take them are always inlined into functions of the right instruction set.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -29,6 +32,26 @@ template <class A, int kBytes> struct VecOf {
   typedef A type __attribute__((vector_size(kBytes)));
 };
 template <class A, int kBytes> using Vec = typename VecOf<A, kBytes>::type;
+
+// Float lanes of kBytes bytes and their loads and stores of the first min(n, kCount) floats of
+// an array (zero-padded): a full vector is a constant-size copy (one unaligned load or store);
+// only an array's tail pays a variable-size one.
+template <int kBytes>
+struct FloatLanes {
+  using V = Vec<float, kBytes>;
+  static constexpr int kCount = kBytes / 4;
+
+  static inline __attribute__((always_inline)) V load(const float* p, int64_t n) {
+    V v{};
+    if (n >= kCount) std::memcpy(&v, p, sizeof(V));
+    else std::memcpy(&v, p, static_cast<size_t>(n) * sizeof(float));
+    return v;
+  }
+  static inline __attribute__((always_inline)) void store(float* p, V v, int64_t n) {
+    if (n >= kCount) std::memcpy(p, &v, sizeof(V));
+    else std::memcpy(p, &v, static_cast<size_t>(n) * sizeof(float));
+  }
+};
 
 }  // namespace simd
 }  // namespace edfast

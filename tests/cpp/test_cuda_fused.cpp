@@ -15,6 +15,7 @@
 #include "cpu/fused_rows.h"
 #include "cuda/launchers.h"
 #include "device_buffer.h"
+#include "test_values.h"
 #include "runtime.h"
 
 using edfast::FusedNoise;
@@ -72,19 +73,7 @@ void expect_close(const std::string& what, const char* name, const T* got, const
         want.empty() ? 0.0 : static_cast<double>(want[at]), scale);
 }
 
-template <typename T>
-bool any_nonzero(const std::vector<T>& values) {
-  for (T v : values)
-    if (v != T(0)) return true;
-  return false;
-}
 
-template <typename T>
-std::vector<T> uniform(size_t n, std::mt19937_64& rng, double low, double high) {
-  std::vector<T> values(n);
-  for (T& v : values) v = static_cast<T>(std::uniform_real_distribution<double>(low, high)(rng));
-  return values;
-}
 
 // A symmetric [n, n] matrix.
 template <typename T>

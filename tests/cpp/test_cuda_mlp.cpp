@@ -21,6 +21,7 @@
 #include "check.h"
 #include "cuda/launchers.h"
 #include "device_buffer.h"
+#include "test_values.h"
 #include "mlp_reference.h"
 #include "runtime.h"
 
@@ -90,19 +91,6 @@ void expect_close(const std::string& what, const std::string& name, const T* got
         "scale %.3g)",
         what.c_str(), name.c_str(), worst, at, want.empty() ? 0.0 : static_cast<double>(got[at]),
         want.empty() ? 0.0 : want[at], allowed, reference_error, scale);
-}
-
-bool any_nonzero(const std::vector<double>& values) {
-  for (double v : values)
-    if (v != 0.0) return true;
-  return false;
-}
-
-template <typename T>
-std::vector<T> uniform(size_t n, std::mt19937_64& rng, double low, double high) {
-  std::vector<T> values(n);
-  for (T& v : values) v = static_cast<T>(std::uniform_real_distribution<double>(low, high)(rng));
-  return values;
 }
 
 template <typename T>
