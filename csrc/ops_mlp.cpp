@@ -30,9 +30,10 @@ TORCH_LIBRARY_FRAGMENT(edfast, m) {
   // weights[l] [out, in] and biases[l], `activation` after every layer but the last, one
   // output) under Gaussian (kind 0, param = scale), Bernoulli (kind 1, param = epsilon) or
   // BitFlip (kind 2) noise, and row_stats [B, 3] = (U(x_i), L_i, P_i) for backward
-  // (csrc/mlp_args.h). With precompute_grads the forward may also return the gradients of
-  // sum_i v_i (weights, biases, and x when grad_x), computed while each tile is in cache;
-  // otherwise (and on devices that cannot) the lists are empty and the last output is [0].
+  // (csrc/mlp_args.h). precompute_grads promises that v's upstream gradient will be the same
+  // for every row (a mean or a sum; autograd checks it): the forward may then also return the
+  // gradients of sum_i v_i (weights, biases, and x when grad_x), computed while each tile is in
+  // cache; otherwise (and on devices that cannot) the lists are empty and the last output [0].
   m.def("mlp_ed(Tensor x, Tensor[] weights, Tensor[] biases, str activation, int kind, float param, int m, "
         "float w, SymInt seed, SymInt row_offset, bool precompute_grads=False, bool grad_x=False) "
         "-> (Tensor, Tensor, Tensor[], Tensor[], Tensor)");

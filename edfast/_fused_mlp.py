@@ -10,7 +10,8 @@ csrc/cuda/mlp.cu).
 
 When the loss is a mean or a sum, every row's upstream gradient is the same number, so the CPU
 forward can differentiate each tile while it is still in cache and backward only scales the
-result (``precompute_grads``); any other upstream gradient takes the regenerating backward.
+result: ``precompute_grads=True`` is that promise (checked in backward: another upstream
+gradient raises). Without it, backward regenerates the items and differentiates them.
 """
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ def _mlp_fake(x, weights, biases, activation, kind, param, m, w, seed, row_offse
     torch._check(x.dim() == 2, lambda: f"x must have shape [B, D], got {list(x.shape)}")
     b = x.shape[0]
     v, stats = x.new_empty(b), x.new_empty(b, 3)
-    # The fake kernel models a forward that does not precompute (CUDA's): the real CPU one
-    # may return the gradients, which the autograd below treats as optional.
+    # Only the CPU forward precomputes gradients (ops_mlp.cpp's kPrecomputesGrads); CUDA's
+    # returns empty lists, which the autograd below then does without.
+    if precompute_grads and x.device.type == "cpu":
+        return (v, stats, [torch.empty_like(t) for t in weights], [torch.empty_like(t) for t in biases],
+                torch.empty_like(x) if grad_x else x.new_empty(0))
     return v, stats, [], [], x.new_empty(0)
 
 
@@ -68,9 +72,13 @@ def _backward(ctx, grad_v, _grad_stats, _grad_weights, _grad_biases, _grad_x):
     layers = ctx.layers
     weights, biases, rest = rest[:layers], rest[layers:2 * layers], rest[2 * layers:]
     want_x = ctx.needs_input_grad[0]
-    # Every row's v enters the loss with the same weight (mean, sum): the forward's gradients
-    # of sum_i v_i scaled by it. x's gradient is per row, so it scales row by row.
-    if ctx.precomputed and (not want_x or rest[-1].numel() > 0) and bool((grad_v == grad_v[0]).all()):
+    if ctx.precomputed and (not want_x or rest[-1].numel() > 0):
+        # The caller promised that every row's v enters the loss with the same weight (a mean
+        # or a sum): the forward's gradients of sum_i v_i scaled by it (x's row by row). The
+        # promise is checked without a data-dependent branch, so torch.compile can trace it.
+        torch._assert_async((grad_v == grad_v[0]).all(),
+                            "edfast.mlp_ed: precompute_grads=True needs the same upstream gradient for every "
+                            "row (a mean or a sum of v); use precompute_grads=False")
         scale = grad_v[0]
         grad_weights = [g * scale for g in rest[:layers]]
         grad_biases = [g * scale for g in rest[layers:2 * layers]]

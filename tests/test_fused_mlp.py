@@ -211,17 +211,26 @@ def _op_inputs(device, *, kind=0, network="3-17-5", activation="softplus", requi
 @pytest.mark.parametrize("kind", [0, 1], ids=["gaussian", "bernoulli"])
 @pytest.mark.parametrize("precompute", [False, True])
 def test_gradcheck_mlp_ed(device, activation, kind, precompute):
-    """gradcheck of v (non-uniform upstream weights) with respect to x (Gaussian), every weight
-    and bias; with precompute the forward's gradients serve only uniform upstreams."""
+    """gradcheck with respect to x (Gaussian), every weight and bias: of v itself (any upstream
+    gradient: the regenerating backward) and of its mean (with precompute, the forward's
+    gradients of sum_i v_i, scaled)."""
     x, weights, biases, *rest = _op_inputs(device, kind=kind, activation=activation, requires_grad=True)
     layers = len(weights)
 
-    def v(x, *params):
+    def v(x, *params, precompute=False):
         return torch.ops.edfast.mlp_ed(x, list(params[:layers]), list(params[layers:]), *rest, precompute,
                                        x.requires_grad)[0]
 
-    assert torch.autograd.gradcheck(v, (x, *weights, *biases))
-    assert torch.autograd.gradcheck(lambda *a: v(*a).sum(), (x, *weights, *biases))
+    if not precompute:
+        assert torch.autograd.gradcheck(v, (x, *weights, *biases))
+    assert torch.autograd.gradcheck(lambda *a: v(*a, precompute=precompute).mean(), (x, *weights, *biases))
+
+
+def test_precompute_refuses_a_non_uniform_upstream_gradient():
+    x, weights, biases, *rest = _op_inputs("cpu", requires_grad=True)
+    v = torch.ops.edfast.mlp_ed(x, weights, biases, *rest, True, True)[0]
+    with pytest.raises(RuntimeError, match="precompute_grads=True needs the same upstream gradient for every row"):
+        (v * torch.arange(v.shape[0], dtype=v.dtype)).sum().backward()
 
 
 OPCHECK_CASES = [(0, "softplus", "3-17-5"), (1, "silu", "depth0"), (2, "tanh", "depth8")]
@@ -233,10 +242,10 @@ def test_opcheck(device, kind, activation, network, dtype):
     op = torch.ops.edfast.mlp_ed
     inputs = _op_inputs(device, kind=kind, activation=activation, network=network, dtype=dtype)
     torch.library.opcheck(op, inputs)
-    torch.library.opcheck(op, _op_inputs(device, kind=kind, activation=activation, network=network, dtype=dtype,
-                                         requires_grad=True))
-    # The CPU forward may return precomputed gradients, which the fake kernel does not model:
-    # opcheck checks only the documented outputs there, so it runs without precomputation.
+    with_grad = _op_inputs(device, kind=kind, activation=activation, network=network, dtype=dtype, requires_grad=True)
+    torch.library.opcheck(op, with_grad)
+    for grad_x in (False, True):  # the forward that also returns the gradients of sum_i v_i
+        torch.library.opcheck(op, (*with_grad, True, grad_x))
     x, weights, biases, *rest = inputs
     _, stats, *_ = op(*inputs)
     grad_v = torch.linspace(-1, 2, x.shape[0], dtype=dtype, device=device)
