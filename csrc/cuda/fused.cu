@@ -27,6 +27,7 @@
 #include "../fused_args.h"
 #include "launch.cuh"
 #include "launchers.h"
+#include "scratch.cuh"
 
 namespace edfast {
 namespace cuda {
@@ -37,8 +38,6 @@ constexpr int kWarps = 4;  // warps per block, i.e. items of one row in flight
 constexpr int kThreads = kWarps * kWarp;
 constexpr int kSlots = kWarps + 1;  // one list per warp, and item 0's, kept for backward
 constexpr unsigned kFullMask = 0xffffffffu;
-// Workspace at most (more rows per block instead); a block always gets its slots.
-constexpr int64_t kWorkspaceBudget = int64_t{256} << 20;
 // Dynamic shared memory, in T: E_0, then per warp its logsumexp (max, sum) or its sum of p_j.
 constexpr int kSharedValues = 1 + 2 * kWarps;
 
@@ -357,24 +356,15 @@ cudaError_t launch_rows(const FusedShape& shape, int64_t capacity, int64_t hidde
   const size_t block_bytes = kSlots * Workspace<T>::slot_bytes(capacity, hidden);
   const int64_t affordable = static_cast<int64_t>(static_cast<size_t>(kWorkspaceBudget) / block_bytes);
   const int64_t grid = std::min<int64_t>(grid_stride_blocks(shape.batch, 1, kThreads), std::max<int64_t>(1, affordable));
-  const size_t bytes = static_cast<size_t>(grid) * block_bytes;
-  void* memory = nullptr;
-  cudaError_t status = cudaSuccess;
-  if (allocator.allocate != nullptr) {
-    memory = allocator.allocate(bytes, allocator.state);
-    if (memory == nullptr) return cudaErrorMemoryAllocation;
-  } else {
-    status = cudaMallocAsync(&memory, bytes, stream);
-    if (status != cudaSuccess) return status;
-  }
-  T* values = static_cast<T*>(memory);
+  Scratch scratch{allocator, stream};
+  cudaError_t status = scratch.allocate(static_cast<size_t>(grid) * block_bytes);
+  if (status != cudaSuccess) return status;
+  T* values = static_cast<T*>(scratch.memory);
   const Workspace<T> workspace{values, reinterpret_cast<int32_t*>(values + grid * kSlots * (capacity + hidden)),
                                capacity, hidden};
   status = launch<Kernel>(dim3(static_cast<unsigned>(grid)), dim3(kThreads), kSharedValues * sizeof(T), stream,
                           workspace, args...);
-  if (allocator.allocate != nullptr) return status;  // the allocator's owner frees it
-  const cudaError_t freed = cudaFreeAsync(memory, stream);
-  return status != cudaSuccess ? status : freed;
+  return scratch.release(status);
 }
 
 template <typename T>

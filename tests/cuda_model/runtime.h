@@ -67,6 +67,14 @@ cudaError_t launch(dim3 grid, dim3 block, size_t shared, cudaStream_t, Args... a
 // Test controls.
 // What cudaDeviceGetAttribute(cudaDevAttrMultiProcessorCount) reports (default 2): launchers
 // that size their grid by the device cap it, so small tests exercise grid-stride loops.
+// printf into a std::string (the refusals' messages).
+std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// A kernel's dynamic shared memory limit: cudaFuncAttributeMaxDynamicSharedMemorySize as
+// cudaFuncSetAttribute set it, else the 48 KiB default (runtime_api.cpp).
+int max_dynamic_shared(const void* function);
+void set_max_dynamic_shared(const void* function, int bytes);
+
 void set_multiprocessor_count(int count);
 int multiprocessor_count();
 // Number of kernel launches and CUDA threads run so far (tests check that work happened).
