@@ -59,6 +59,22 @@ struct BinaryFlip {
   EDFAST_INLINE U operator()(U a) const { return (a & magnitude) == 0 ? one : U(0); }
 };
 
+// The flip of {0, 1} float and double data in their IEEE bits (as edfast::perturb flips them;
+// binary_bits in ops_common.cpp gives the same for every dtype): U is the unsigned integer of
+// T's size.
+template <typename T>
+struct FloatFlip;
+template <>
+struct FloatFlip<float> {
+  using U = uint32_t;
+  EDFAST_INLINE static BinaryFlip<U> flip() { return BinaryFlip<U>{0x7fffffffu, 0x3f800000u}; }
+};
+template <>
+struct FloatFlip<double> {
+  using U = uint64_t;
+  EDFAST_INLINE static BinaryFlip<U> flip() { return BinaryFlip<U>{0x7fffffffffffffffull, 0x3ff0000000000000ull}; }
+};
+
 // Bernoulli(epsilon): at or below kSparseFlipMax a step draws the gaps between flips (one word
 // and one log per flip, O(epsilon D)); above it one word per coordinate is cheaper.
 constexpr double kSparseFlipMax = 1.0 / 32;

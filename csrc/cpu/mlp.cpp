@@ -58,17 +58,6 @@ at::Tensor matrix(const T* data, int64_t rows, int64_t cols) {
   return matrix(data, rows, cols, cols);
 }
 
-// Binary data are flipped in their float bits (0.0 <-> 1.0), as edfast.perturb does.
-template <typename T> struct FloatBits;
-template <> struct FloatBits<float> {
-  using U = uint32_t;
-  static core::BinaryFlip<U> flip() { return {0x7fffffffu, 0x3f800000u}; }
-};
-template <> struct FloatBits<double> {
-  using U = uint64_t;
-  static core::BinaryFlip<U> flip() { return {0x7fffffffffffffffull, 0x3ff0000000000000ull}; }
-};
-
 // Where a tile's per-layer blocks start, in items' worth of elements: h_l (the input of layer
 // l) at act[l], slope_l = act'(pre of h_l) at slope[l] for the hidden layers l >= 1.
 struct Layout {
@@ -224,7 +213,7 @@ struct Context {
       }
       if (negatives == 0) continue;
       const PerturbShape one{1, dim, negatives, shape.seed, shape.row_offset + row0 + r, negative};
-      using U = typename FloatBits<T>::U;
+      using U = typename core::FloatFlip<T>::U;
       const auto bits = [](const T* p) { return reinterpret_cast<const U*>(p); };
       const auto bits_out = [](T* p) { return reinterpret_cast<U*>(p); };
       switch (noise.kind) {
@@ -233,10 +222,10 @@ struct Context {
           break;
         case core::kBernoulli:
           bernoulli_rows(bits(x_row), bits_out(ws.y.data()), bits_out(out), one, noise.bernoulli,
-                         FloatBits<T>::flip(), 0, 1);
+                         core::FloatFlip<T>::flip(), 0, 1);
           break;
         default:
-          bitflip_rows(bits(x_row), bits_out(ws.y.data()), bits_out(out), one, FloatBits<T>::flip(), 0, 1);
+          bitflip_rows(bits(x_row), bits_out(ws.y.data()), bits_out(out), one, core::FloatFlip<T>::flip(), 0, 1);
       }
     }
   }
@@ -437,7 +426,6 @@ void unit_gradient(const Context<T>& ctx, Workspace<T>& ws, int64_t unit, const 
 
 // ------------------------------------------------------------------ gradient partitions
 
-template <typename T>
 int64_t parameter_count(const Layout& layout) {
   int64_t count = 0;
   for (int l = 0; l < layout.layers; ++l) count += layout.width[l + 1] * (layout.width[l] + 1);
@@ -461,7 +449,7 @@ GradSums<T> sums_in(const Layout& layout, T* flat) {
 template <typename T, typename UnitWork>
 void gradient_over_units(const Context<T>& ctx, const MlpGrads<T>& grads, UnitWork unit_work) {
   const Layout& layout = ctx.layout;
-  const int64_t params = parameter_count<T>(layout);
+  const int64_t params = parameter_count(layout);
   const int64_t budget = std::max<int64_t>(1, kPartialBytes / (params * static_cast<int64_t>(sizeof(T))));
   // One partition per thread: each sums its units in order, so a run's bits depend on the
   // shapes and the thread count only (the BLAS's own kernels may differ between thread
@@ -470,7 +458,7 @@ void gradient_over_units(const Context<T>& ctx, const MlpGrads<T>& grads, UnitWo
   Buffer<T> partial(partitions * params, /*zeroed=*/true);
   at::parallel_for(0, partitions, 1, [&](int64_t begin, int64_t end) {
     Workspace<T> ws(layout, ctx.plan, ctx.shape.dim);
-    Buffer<T> input(ctx.plan.capacity * ctx.shape.dim);
+    Buffer<T> input = grads.x != nullptr ? Buffer<T>(ctx.plan.capacity * ctx.shape.dim) : Buffer<T>();  // grad x's rows
     for (int64_t p = begin; p < end; ++p) {
       const GradSums<T> sums = sums_in(layout, partial.data() + p * params);
       const int64_t first = p * ctx.plan.units / partitions, last = (p + 1) * ctx.plan.units / partitions;

@@ -33,22 +33,6 @@ constexpr int kGradOutputs = kWarps * kColumnBlocks;       // grad W: outputs pe
 static_assert(kTileItems % kWarps == 0, "a thread's items are warp + kWarps * a");
 static_assert(kThreads >= kTileItems, "one thread per item in the per-item steps");
 
-// A {0, 1} float or double flipped in its bits (core::BinaryFlip, as edfast::perturb does).
-template <typename T>
-struct FloatBits;
-template <>
-struct FloatBits<float> {
-  using U = uint32_t;
-  static __device__ core::BinaryFlip<U> flip() { return core::BinaryFlip<U>{0x7fffffffu, 0x3f800000u}; }
-};
-template <>
-struct FloatBits<double> {
-  using U = uint64_t;
-  static __device__ core::BinaryFlip<U> flip() {
-    return core::BinaryFlip<U>{0x7fffffffffffffffull, 0x3ff0000000000000ull};
-  }
-};
-
 // std::min/max are host functions to nvcc (without --expt-relaxed-constexpr).
 __device__ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 __device__ inline int64_t max64(int64_t a, int64_t b) { return a < b ? b : a; }
@@ -125,7 +109,7 @@ struct Problem {
 // sparse Bernoulli and BitFlip: the lanes copy the row, then lane 0 flips in sequence.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) y_kernel(FusedShape shape, MlpNoise noise, const T* x, T* y, T scale) {
-  using U = typename FloatBits<T>::U;
+  using U = typename core::FloatFlip<T>::U;
   const int lane = threadIdx.x % kWarp;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / kWarp);
   const int64_t dim = shape.dim, blocks = core::blocks_per_row(dim);
@@ -141,7 +125,7 @@ __global__ void __launch_bounds__(kThreads) y_kernel(FusedShape shape, MlpNoise 
       __syncwarp();  // lane 0 flips coordinates the other lanes wrote
       if (lane == 0) {
         U* bits = reinterpret_cast<U*>(b);
-        const core::BinaryFlip<U> flip = FloatBits<T>::flip();
+        const core::BinaryFlip<U> flip = core::FloatFlip<T>::flip();
         if (noise.kind == core::kBitFlip) {
           const int64_t d = core::bitflip_coordinate(stream, dim);
           bits[d] = flip(bits[d]);
@@ -156,7 +140,7 @@ __global__ void __launch_bounds__(kThreads) y_kernel(FusedShape shape, MlpNoise 
           core::gaussian_block(stream, k, a, b, dim, scale);
         } else {
           core::bernoulli_block(stream, k, reinterpret_cast<const U*>(a), reinterpret_cast<U*>(b), dim,
-                                noise.bernoulli.threshold, FloatBits<T>::flip());
+                                noise.bernoulli.threshold, core::FloatFlip<T>::flip());
         }
       }
     }
@@ -168,7 +152,7 @@ __global__ void __launch_bounds__(kThreads) y_kernel(FusedShape shape, MlpNoise 
 // block; returns with the slab visible to every thread.
 template <typename T>
 __device__ void make_items(const Problem<T>& p, T* items, int64_t t0) {
-  using U = typename FloatBits<T>::U;
+  using U = typename core::FloatFlip<T>::U;
   const int64_t dim = p.shape.dim, blocks = core::blocks_per_row(dim), per_row = p.shape.negatives + 1;
   const int64_t total = p.shape.batch * per_row;
   const bool sequential =
@@ -198,7 +182,7 @@ __device__ void make_items(const Problem<T>& p, T* items, int64_t t0) {
       core::gaussian_block(stream, k, y, out, dim, p.scale);
     } else {
       core::bernoulli_block(stream, k, reinterpret_cast<const U*>(y), reinterpret_cast<U*>(out), dim,
-                            p.noise.bernoulli.threshold, FloatBits<T>::flip());
+                            p.noise.bernoulli.threshold, core::FloatFlip<T>::flip());
     }
   }
   if (sequential) {  // the same for the whole block
@@ -210,7 +194,7 @@ __device__ void make_items(const Problem<T>& p, T* items, int64_t t0) {
       const core::RowStream stream(p.shape.seed, static_cast<uint64_t>(p.shape.row_offset + i),
                                    core::negative_stream(g % per_row - 1));
       U* bits = reinterpret_cast<U*>(items + n * dim);
-      const core::BinaryFlip<U> flip = FloatBits<T>::flip();
+      const core::BinaryFlip<U> flip = core::FloatFlip<T>::flip();
       if (p.noise.kind == core::kBitFlip) {
         const int64_t d = core::bitflip_coordinate(stream, dim);
         bits[d] = flip(bits[d]);

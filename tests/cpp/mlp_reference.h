@@ -38,9 +38,8 @@ std::vector<T> draw_items(const edfast::FusedShape& shape, const edfast::MlpNois
   const int64_t b = shape.batch, d = shape.dim, m = shape.negatives;
   const edfast::PerturbShape perturb{b, d, m, shape.seed, shape.row_offset, 0};
   std::vector<T> y(static_cast<size_t>(b * d)), negatives(static_cast<size_t>(b * m * d));
-  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-  const core::BinaryFlip<U> flip = sizeof(T) == 4 ? core::BinaryFlip<U>{U(0x7fffffffu), U(0x3f800000u)}
-                                                  : core::BinaryFlip<U>{U(0x7fffffffffffffffull), U(0x3ff0000000000000ull)};
+  using U = typename core::FloatFlip<T>::U;
+  const core::BinaryFlip<U> flip = core::FloatFlip<T>::flip();
   // The binary rows work on the bits: copy through U arrays (no aliasing of T as U).
   std::vector<U> xb(x.size()), yb(y.size()), nb(negatives.size());
   switch (noise.kind) {
